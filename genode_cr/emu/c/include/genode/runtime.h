@@ -1,0 +1,89 @@
+/*
+ * The component runtime: what a component of the emulated board links with.
+ * Names follow Genode's base API where one exists.
+ */
+#ifndef GENODE_RUNTIME_H
+#define GENODE_RUNTIME_H
+
+#include <genode/abi.h>
+
+typedef unsigned long size_t;
+typedef unsigned int uint32_t;
+typedef unsigned short uint16_t;
+typedef unsigned char uint8_t;
+typedef unsigned int cap_t;   /* a capability selector: slot index << 12 */
+
+/* --- system calls and RPC --------------------------------------------- */
+struct rpc_result { unsigned err, r1, r2, r3; cap_t cap; };
+
+struct rpc_result rpc_call(cap_t dst, unsigned op, unsigned a, unsigned b,
+                           unsigned c, unsigned d, int receive_cap);
+unsigned sys_irq_receive(cap_t irq);
+unsigned sys_irq_attach(cap_t irq, cap_t thread);
+void sys_yield(void);
+
+/* --- capability map (base-foc's Cap_index array in our own memory) ----- */
+struct cap_index { uint32_t next; uint8_t ref; uint8_t flags; uint16_t badge; };
+struct cap_map { uint32_t magic; uint32_t entries; struct cap_index idx[CAP_MAP_ENTRIES]; };
+extern struct cap_map cap_map;
+
+cap_t cap_lookup_badge(unsigned badge);
+unsigned cap_badge(cap_t cap);
+
+/* --- environment ------------------------------------------------------ */
+struct env {
+	cap_t parent, pd, cpu, log, address_space, stack_area;
+	cap_t main_thread;
+};
+extern struct env env;
+
+cap_t parent_session(unsigned id, const char *service, const char *args);
+void  parent_exit(unsigned code);
+
+/* --- memory ----------------------------------------------------------- */
+cap_t pd_alloc(size_t size, unsigned *err);
+unsigned rm_attach(cap_t region_map, cap_t ds, unsigned local_addr, unsigned flags,
+                   unsigned *err);
+void *memset(void *dst, int c, size_t n);
+void *memcpy(void *dst, const void *src, size_t n);
+size_t strlen(const char *s);
+
+/* --- LOG --------------------------------------------------------------- */
+void log(const char *fmt, ...);   /* %u %d %x %08x %s, one line per call */
+
+/* --- signals ----------------------------------------------------------- */
+struct signal_receiver { cap_t source, semaphore, thread; };
+unsigned signal_receiver_init(struct signal_receiver *sr, cap_t thread);
+cap_t signal_context(struct signal_receiver *sr, unsigned imprint);
+/* Blocks until a signal arrives; returns E_OK or the kernel's error. */
+unsigned signal_wait(struct signal_receiver *sr, unsigned *imprint, unsigned *count);
+
+/* --- timer ------------------------------------------------------------- */
+struct timer { cap_t session, context; struct signal_receiver *sr; unsigned imprint; };
+unsigned timer_connect(struct timer *t, unsigned id, struct signal_receiver *sr,
+                       unsigned imprint);
+unsigned timer_msleep(struct timer *t, unsigned ms);
+unsigned timer_elapsed_ms(struct timer *t);
+void timer_trigger_periodic(struct timer *t, unsigned us);
+
+/* --- threads ----------------------------------------------------------- */
+struct thread {
+	cap_t cap;
+	void (*entry)(struct thread *);
+	void *arg;
+	unsigned stack_top;
+	char name[16];
+};
+unsigned thread_create(struct thread *t, const char *name,
+                       void (*entry)(struct thread *), void *arg);
+
+/* --- entrypoint -------------------------------------------------------- */
+typedef unsigned (*rpc_handler)(unsigned opcode, unsigned arg, unsigned *result);
+struct entrypoint { cap_t thread; cap_t object; rpc_handler handler; };
+unsigned entrypoint_manage(struct entrypoint *ep, cap_t thread, rpc_handler handler);
+void entrypoint_serve(struct entrypoint *ep);   /* never returns */
+
+/* Provided by each component. */
+void component_main(void);
+
+#endif

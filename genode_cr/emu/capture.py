@@ -1,0 +1,198 @@
+"""Taking a checkpoint of a child: what rtcr's checkpointer records, plus the
+kernel state it could not (IRQ attachments, pending signals, timer phase,
+RPC gates), read from the CR component's records and the child's memory.
+
+Capabilities are keyed by badge; the slot (kcap) of each comes from the
+child's own capability map, as rtcr reads it.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from typing import TYPE_CHECKING
+
+from ..checkpoint import FORMAT_VERSION, ZERO_PAGE_DIGEST, Checkpoint, page_digest
+from ..errors import RequestError
+from ..v1 import checkpoint_pb2 as pb
+from . import abi
+from .capability import KernelObject
+from .child import BINARY_ROM_SESSION_ID, Child
+from .cpu import Blocking, Thread, ThreadState
+from .memory import Dataspace, DataspaceKind, RegionMap
+from .services import LogSession, RmSession, RomSession, TimerSession
+
+if TYPE_CHECKING:
+    from .board import Board
+
+__all__ = ["capture", "read_cap_map"]
+
+PAGE = abi.PAGE_SIZE
+
+
+def read_cap_map(child: Child) -> dict[int, tuple[int, int]]:
+    """index -> (badge, refcount) for every used entry of the child's map."""
+    entries = child.cap_map_entries
+    raw = child.pd.read(child.cap_map_addr + abi.CAP_MAP_HEADER_SIZE, entries * abi.CAP_INDEX_SIZE)
+    result = {}
+    for index in range(entries):
+        _next, ref, _flags, badge = struct.unpack_from("<IBBH", raw, index * abi.CAP_INDEX_SIZE)
+        if ref:
+            result[index] = (badge, ref)
+    return result
+
+
+class _Capture:
+    def __init__(self, board: Board, child: Child, incremental: bool):
+        self.board = board
+        self.child = child
+        self.incremental = incremental
+        self.kcaps = {badge: abi.kcap(i) for i, (badge, _) in read_cap_map(child).items()}
+        self.pages: dict[bytes, bytes] = {}
+
+    def ref(self, obj: KernelObject | None) -> pb.ObjectRef:
+        if obj is None:
+            return pb.ObjectRef()
+        return pb.ObjectRef(badge=obj.badge, kcap=self.kcaps.get(obj.badge, 0))
+
+    def session_info(self, id: int, service: str, args: str, obj: KernelObject) -> pb.SessionInfo:
+        return pb.SessionInfo(ref=self.ref(obj), id=id, service=service, args=args)
+
+    # --- memory --------------------------------------------------------------
+
+    def dataspace(self, ds: Dataspace) -> pb.Dataspace:
+        message = pb.Dataspace(ref=self.ref(ds), size=ds.size)
+        if ds.ds_kind is DataspaceKind.ROM:
+            message.kind = pb.DATASPACE_ROM
+            return message
+        history = self.child.history
+        previous = history.page_digests.get(ds.badge)
+        unit_pages = self.board.kernel.tracking_unit_pages
+        if self.incremental and previous is not None and ds.dirty_units is not None:
+            digests = list(previous)
+            pages = [p for u in sorted(ds.dirty_units)
+                     for p in range(u * unit_pages, min((u + 1) * unit_pages, len(digests)))]
+        else:
+            digests = [b""] * (ds.size // PAGE)
+            pages = range(len(digests))
+        view = ds.view()
+        for i in pages:
+            content = view[i * PAGE:(i + 1) * PAGE]
+            digest = page_digest(content)
+            if digest == ZERO_PAGE_DIGEST:
+                digests[i] = b""
+                continue
+            digests[i] = digest
+            if digest not in history.shipped and digest not in self.pages:
+                self.pages[digest] = content.tobytes()
+        history.page_digests[ds.badge] = digests
+        message.pages.extend(digests)
+        return message
+
+    def region_map(self, rm: RegionMap) -> pb.RegionMap:
+        return pb.RegionMap(
+            ref=self.ref(rm), dataspace=self.ref(rm.managed), base=rm.base or 0, size=rm.size,
+            attachments=[pb.Attachment(ds_badge=a.dataspace.badge, addr=a.addr, size=a.size,
+                                       offset=a.offset, writable=a.writable,
+                                       executable=a.executable)
+                         for a in sorted(rm.attachments.values(), key=lambda a: a.addr)])
+
+    # --- threads ---------------------------------------------------------------
+
+    def thread(self, thread: Thread) -> pb.Thread:
+        state = thread.get_state()
+        blocking = {
+            Blocking.IRQ_RECEIVE: pb.BLOCKING_IRQ_RECEIVE,
+            Blocking.REPLY_WAIT: pb.BLOCKING_REPLY_WAIT,
+            Blocking.CALL: pb.BLOCKING_CALL,
+        }.get(thread.blocking, pb.BLOCKING_NONE)
+        if thread.state is ThreadState.EXITED:
+            blocking = pb.BLOCKING_EXITED
+        return pb.Thread(
+            ref=self.ref(thread), name=thread.name,
+            main=self.kcaps.get(thread.badge) == abi.kcap(abi.CAP_MAIN_THREAD_INDEX),
+            started=thread.started, paused=thread.paused and not self.child.paused,
+            state=pb.CpuState(r=state.r, sp=state.sp, lr=state.lr, ip=state.ip, cpsr=state.cpsr,
+                              cpu_exception=state.cpu_exception),
+            blocking=blocking)
+
+    # --- the whole tree -----------------------------------------------------------
+
+    def manifest(self, since: str, frozen: bool) -> pb.Manifest:
+        child, pd, kernel = self.child, self.child.pd, self.board.kernel
+        m = pb.Manifest(
+            format_version=FORMAT_VERSION, board=self.board.name, arch=self.board.arch,
+            kernel=self.board.kernel_name, component=child.name, id=uuid.uuid4().hex,
+            parent_id=since, sequence=child.history.sequence + 1 if since else 0,
+            taken_at_us=kernel.now_us, frozen=frozen,
+            rom=pb.RomModule(name=child.rom.name, digest=child.rom.digest, size=len(child.rom.data)),
+            page_size=PAGE, tracking_unit_pages=kernel.tracking_unit_pages,
+            cap_map_addr=child.cap_map_addr, cap_map_entries=child.cap_map_entries,
+            parent_cap_addr=child.parent_cap_addr, parent=self.ref(child.parent))
+        m.parent.kcap = abi.kcap(abi.CAP_PARENT_INDEX)
+        m.pd.CopyFrom(pb.PdSession(
+            session=self.session_info(abi.SESSION_ID_PD, "PD", "", pd),
+            address_space=self.region_map(pd.address_space()),
+            stack_area=self.region_map(pd.stack_area()),
+            linker_area=self.region_map(pd.linker_area()),
+            signal_sources=[pb.SignalSource(
+                ref=self.ref(s), semaphore=self.ref(s.semaphore),
+                attached_thread_badge=s.semaphore.attached.badge if s.semaphore.attached else 0,
+                irq_pending=s.semaphore.pending) for s in pd.signal_sources if not s.destroyed],
+            signal_contexts=[pb.SignalContext(
+                ref=self.ref(c), source_badge=c.source.badge, imprint=c.imprint,
+                pending=c.pending) for c in pd.signal_contexts if not c.destroyed],
+            native_caps=[pb.NativeCap(ref=self.ref(g), ep_thread_badge=g.ep.badge)
+                         for g in pd.gates if not g.destroyed],
+            ram_quota=pd.ram_quota, ram_used=pd.ram_used,
+            cap_quota=pd.cap_quota, cap_used=pd.cap_used))
+        m.cpu.CopyFrom(pb.CpuSession(
+            session=self.session_info(abi.SESSION_ID_CPU, "CPU", "", child.cpu),
+            threads=[self.thread(t) for t in child.threads]))
+        for record in sorted(child.sessions.values(), key=lambda r: r.id):
+            s = record.session
+            info = self.session_info(record.id, record.service, record.args, s)
+            if isinstance(s, LogSession):
+                m.log_sessions.add(session=info)
+            elif isinstance(s, TimerSession):
+                m.timer_sessions.add(
+                    session=info, sigh_badge=s.sigh_context.badge if s.sigh_context else 0,
+                    armed=s.deadline_us is not None, periodic=bool(s.period_us),
+                    period_us=s.period_us, remaining_us=s.remaining_us() or 0,
+                    elapsed_us=s.elapsed_us())
+            elif isinstance(s, RmSession):
+                m.rm_sessions.add(session=info,
+                                  region_maps=[self.region_map(r) for r in s.region_maps])
+            elif isinstance(s, RomSession):
+                m.rom_sessions.add(session=info, module=s.module.name,
+                                   dataspace=self.ref(s.dataspace()[0]))
+        binary = child.binary_rom
+        m.rom_sessions.add(session=pb.SessionInfo(id=BINARY_ROM_SESSION_ID, service="ROM",
+                                                  args=f'label="{child.rom.name}"'),
+                           module=child.rom.name, dataspace=self.ref(binary))
+        attached = {a.dataspace.badge: a.dataspace for r in pd.region_maps()
+                    for a in r.attachments.values()}
+        rom_dataspaces = [ds for ds in attached.values() if ds.ds_kind is DataspaceKind.ROM]
+        m.dataspaces.extend(self.dataspace(ds) for ds in [*pd.dataspaces, *rom_dataspaces])
+        return m
+
+
+def capture(board: Board, child: Child, since: str | None, freeze: bool) -> Checkpoint:
+    if not child.cap_map_addr:
+        raise RequestError(f"{child.name} has not announced its capability map yet")
+    if since and since != child.history.last_id:
+        raise RequestError(f"{child.name}: an incremental checkpoint must follow the last one "
+                           f"({child.history.last_id or 'none taken'}), not {since}")
+    if freeze:
+        child.pause()
+    history = child.history
+    if not since:
+        history.shipped = set()
+        history.page_digests = {}
+    capture = _Capture(board, child, incremental=bool(since))
+    manifest = capture.manifest(since or "", frozen=child.paused)
+    history.shipped |= capture.pages.keys()
+    history.last_id = manifest.id
+    history.sequence = manifest.sequence
+    child.pd.start_dirty_tracking()
+    return Checkpoint(manifest, capture.pages)

@@ -1,0 +1,346 @@
+"""Restoring a child from a checkpoint chain through the invalid-dataspace path.
+
+The child is created without ELF loading and without an initial thread
+(Genode's Child with an invalid ELF dataspace); everything else is recreated
+by the CR component through the ordinary session interfaces, in dependency
+order, and every new object gets a fresh badge of this board. Then the
+capabilities go back to their old slots, every badge in the child's memory
+is translated (its capability map and the raw parent capability in its data
+segment), the kernel state no memory image holds is rebuilt (IRQ
+attachments, RPC gates, timers with their phase), and the threads start
+where they were.
+
+Nothing is registered with the board until every step has succeeded; a
+failure destroys what was built, so the board is left as it was.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+from ..checkpoint import Checkpoint, resolve_chain
+from ..errors import (CheckpointCorrupt, InsufficientQuota, NameInUse, RomMismatch, RomMissing,
+                      WrongArch)
+from ..v1 import checkpoint_pb2 as pb
+from . import abi
+from .capability import ComponentError, KernelObject
+from .child import BINARY_ROM_SESSION_ID, Child, SessionRecord
+from .cpu import CpuState, Thread, ThreadState
+from .memory import Dataspace, RegionMap
+from .services import RmSession, TimerSession
+from .signals import SignalContext, SignalSource
+
+if TYPE_CHECKING:
+    from .board import Board
+
+__all__ = ["RESTORE_STEPS", "RestoreReport", "Restorer", "Translation"]
+
+#: The steps in order. Tests may skip some to prove that a component notices.
+RESTORE_STEPS = (
+    "create_child", "recreate_sessions", "recreate_dataspaces", "fill_dataspaces",
+    "attach_regions", "recreate_threads", "recreate_signals", "recreate_native_caps",
+    "install_caps", "translate_badges", "rebind_irqs", "rearm_timers", "set_thread_states",
+    "start_threads",
+)
+SKIPPABLE = frozenset({"translate_badges", "rebind_irqs", "rearm_timers", "recreate_native_caps"})
+
+
+@dataclass(frozen=True)
+class Translation:
+    kind: str
+    old_badge: int
+    new_badge: int
+    kcap: int
+
+
+@dataclass
+class RestoreReport:
+    component: str
+    checkpoint_id: str
+    chain_length: int
+    translations: list[Translation] = field(default_factory=list)
+    caps_installed: int = 0
+    cap_map_entries_translated: int = 0
+    cap_map_entries_unknown: int = 0
+    parent_cap_rewritten: bool = False
+    dataspaces: int = 0
+    pages_written: int = 0
+    bytes_written: int = 0
+    threads: int = 0
+    irqs_rebound: int = 0
+    rpc_gates: int = 0
+    timers_rearmed: int = 0
+    steps: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Restorer:
+    def __init__(self, board: Board, checkpoints: Iterable[Checkpoint], *, name: str | None = None,
+                 skip: Iterable[str] = ()):
+        self.board = board
+        chain = list(checkpoints)
+        self.manifest, self.pages = resolve_chain(chain)
+        self.name = name or self.manifest.component
+        self.skip = frozenset(skip)
+        unknown = self.skip - SKIPPABLE
+        if unknown:
+            raise ValueError(f"steps that cannot be skipped: {', '.join(sorted(unknown))}")
+        self.report = RestoreReport(self.name, self.manifest.id, len(chain))
+        self.objects: dict[int, KernelObject] = {}   # old badge -> new object
+        self.kcaps: dict[int, int] = {}              # old badge -> kcap
+        self.child: Child | None = None
+
+    # --- checks that come before any change to the board ------------------------
+
+    def check(self) -> None:
+        m, board = self.manifest, self.board
+        if m.arch != board.arch or m.kernel != board.kernel_name:
+            raise WrongArch(f"checkpoint is for {m.arch}/{m.kernel}, board {board.name} is "
+                            f"{board.arch}/{board.kernel_name}")
+        if m.page_size != abi.PAGE_SIZE:
+            raise CheckpointCorrupt(f"page size {m.page_size} is not {abi.PAGE_SIZE}")
+        if self.name in board.cr.children:
+            raise NameInUse(f"a component named {self.name!r} already runs on {board.name}")
+        module = board.roms.get(m.rom.name)
+        if module is None:
+            raise RomMissing(f"board {board.name} has no ROM {m.rom.name!r}")
+        if module.digest != m.rom.digest:
+            raise RomMismatch(f"ROM {m.rom.name!r} on {board.name} differs from the checkpointed "
+                              f"one ({module.digest.hex()[:16]} != {m.rom.digest.hex()[:16]})")
+        free_ram, free_caps = board.free_ram, board.free_caps
+        if m.pd.ram_quota > free_ram or m.pd.cap_quota > free_caps:
+            raise InsufficientQuota(
+                f"{self.name} needs {m.pd.ram_quota} bytes RAM and {m.pd.cap_quota} caps, board "
+                f"{board.name} has {free_ram} bytes and {free_caps} caps free")
+
+    # --- the restore ----------------------------------------------------------------
+
+    def run(self) -> tuple[Child, RestoreReport]:
+        self.check()
+        try:
+            for step in RESTORE_STEPS:
+                if step in self.skip:
+                    self.report.skipped.append(step)
+                    continue
+                getattr(self, step)()
+                self.report.steps.append(step)
+        except ComponentError as error:
+            self._abort()
+            raise InsufficientQuota(f"restoring {self.name}: {error}") from error
+        except BaseException:
+            self._abort()
+            raise
+        assert self.child is not None
+        return self.child, self.report
+
+    def _abort(self) -> None:
+        if self.child is not None:
+            self.child.destroy()
+            self.child = None
+
+    def _map(self, kind: str, old: pb.ObjectRef, obj: KernelObject) -> None:
+        if not old.badge:
+            return
+        self.objects[old.badge] = obj
+        self.kcaps[old.badge] = old.kcap
+        self.report.translations.append(Translation(kind, old.badge, obj.badge, old.kcap))
+
+    def _new(self, badge: int) -> KernelObject:
+        try:
+            return self.objects[badge]
+        except KeyError:
+            raise CheckpointCorrupt(f"checkpoint refers to unknown object badge {badge}") from None
+
+    # 1. Genode's Child with an invalid ELF dataspace: PD (with its region maps),
+    #    CPU session and parent capability, no ELF loading, no initial thread.
+    def create_child(self) -> None:
+        m = self.manifest
+        child = self.child = Child(self.board, self.name, self.board.roms[m.rom.name],
+                                   m.pd.ram_quota, m.pd.cap_quota)
+        child.cap_map_addr, child.cap_map_entries = m.cap_map_addr, m.cap_map_entries
+        child.parent_cap_addr = m.parent_cap_addr
+        pd = child.pd
+        self._map("parent", m.parent, child.parent)
+        self._map("pd", m.pd.session.ref, pd)
+        self._map("cpu", m.cpu.session.ref, child.cpu)
+        for old, new in ((m.pd.address_space, pd.address_space()),
+                         (m.pd.stack_area, pd.stack_area()), (m.pd.linker_area, pd.linker_area())):
+            self._map("region_map", old.ref, new)
+            self._map("managed_dataspace", old.dataspace, new.managed)
+
+    def recreate_sessions(self) -> None:
+        assert self.child is not None
+        child = self.child
+        timers = {t.session.id: t for t in self.manifest.timer_sessions}
+        for info, kind in self._sessions():
+            if info.id == BINARY_ROM_SESSION_ID and kind == "rom":
+                continue
+            session = child.open_session(info.service, info.args,
+                                         elapsed_us=timers[info.id].elapsed_us if kind == "timer" else 0)
+            child.sessions[info.id] = SessionRecord(info.id, info.service, info.args, session)
+            self._map(kind, info.ref, session)
+        for rm in self.manifest.rm_sessions:
+            session = self._new(rm.session.ref.badge)
+            assert isinstance(session, RmSession)
+            for old in rm.region_maps:
+                region_map = session.create(old.size)
+                self._map("region_map", old.ref, region_map)
+                self._map("managed_dataspace", old.dataspace, region_map.managed)
+
+    def _sessions(self) -> list[tuple[pb.SessionInfo, str]]:
+        m = self.manifest
+        return ([(s.session, "log") for s in m.log_sessions]
+                + [(s.session, "timer") for s in m.timer_sessions]
+                + [(s.session, "rm") for s in m.rm_sessions]
+                + [(s.session, "rom") for s in m.rom_sessions])
+
+    def recreate_dataspaces(self) -> None:
+        assert self.child is not None
+        for ds in self.manifest.dataspaces:
+            if ds.kind == pb.DATASPACE_ROM:
+                self._map("rom_dataspace", ds.ref, self.board.rom_dataspace(self.manifest.rom.name))
+            else:
+                self._map("dataspace", ds.ref, self.child.pd.alloc_ram(ds.size))
+                self.report.dataspaces += 1
+
+    def fill_dataspaces(self) -> None:
+        for message in self.manifest.dataspaces:
+            if message.kind != pb.DATASPACE_RAM:
+                continue
+            ds = self._new(message.ref.badge)
+            assert isinstance(ds, Dataspace)
+            for index, digest in enumerate(message.pages):
+                if digest:
+                    ds.write(index * abi.PAGE_SIZE, self.pages[digest])
+                    self.report.pages_written += 1
+                    self.report.bytes_written += abi.PAGE_SIZE
+
+    def attach_regions(self) -> None:
+        m = self.manifest
+        maps = [m.pd.address_space, m.pd.stack_area, m.pd.linker_area,
+                *(r for s in m.rm_sessions for r in s.region_maps)]
+        # Inner maps first, so that attaching them maps their content at once.
+        for old in sorted(maps, key=lambda r: r.ref.badge == m.pd.address_space.ref.badge):
+            region_map = self._new(old.ref.badge)
+            assert isinstance(region_map, RegionMap)
+            for a in old.attachments:
+                ds = self._new(a.ds_badge)
+                assert isinstance(ds, Dataspace)
+                existing = region_map.attachments.get(a.addr)
+                if existing is not None and existing.dataspace is ds:
+                    continue        # the stack and linker areas come with the PD
+                region_map.attach(ds, a.addr, size=a.size, offset=a.offset,
+                                  writable=a.writable, executable=a.executable)
+
+    def recreate_threads(self) -> None:
+        assert self.child is not None
+        for old in self.manifest.cpu.threads:
+            thread = self.child.cpu.create_thread(self.child.pd, old.name)
+            self._map("thread", old.ref, thread)
+            self.report.threads += 1
+
+    def recreate_signals(self) -> None:
+        assert self.child is not None
+        pd = self.child.pd
+        for old in self.manifest.pd.signal_sources:
+            source = pd.alloc_signal_source()
+            self._map("signal_source", old.ref, source)
+            self._map("irq", old.semaphore, source.semaphore)
+        for old in self.manifest.pd.signal_contexts:
+            source = self._new(old.source_badge)
+            assert isinstance(source, SignalSource)
+            context = pd.alloc_context(source, old.imprint)
+            if old.pending:
+                context.pending = old.pending
+                source.queue.append(context)
+            self._map("signal_context", old.ref, context)
+
+    def recreate_native_caps(self) -> None:
+        assert self.child is not None
+        for old in self.manifest.pd.native_caps:
+            gate = self.child.pd.alloc_rpc_cap(self._new(old.ep_thread_badge))
+            self._map("rpc_gate", old.ref, gate)
+            self.report.rpc_gates += 1
+
+    def install_caps(self) -> None:
+        assert self.child is not None
+        space = self.child.pd.cap_space
+        for badge, kcap in self.kcaps.items():
+            if kcap and badge in self.objects:
+                space.install(kcap, self.objects[badge])
+                self.report.caps_installed += 1
+
+    def translate_badges(self) -> None:
+        """Rewrites the child's capability map and raw parent cap in place."""
+        assert self.child is not None
+        pd, m = self.child.pd, self.manifest
+        base = m.cap_map_addr + abi.CAP_MAP_HEADER_SIZE
+        raw = bytearray(pd.read(base, m.cap_map_entries * abi.CAP_INDEX_SIZE))
+        for index in range(m.cap_map_entries):
+            offset = index * abi.CAP_INDEX_SIZE
+            nxt, ref, flags, badge = struct.unpack_from("<IBBH", raw, offset)
+            if not ref:
+                continue
+            new = self.objects.get(badge)
+            if new is None:
+                self.report.cap_map_entries_unknown += 1
+                continue
+            struct.pack_into("<IBBH", raw, offset, nxt, ref, flags, new.badge)
+            self.report.cap_map_entries_translated += 1
+        pd.write(base, bytes(raw))
+        if m.parent_cap_addr:
+            assert self.child is not None
+            pd.write(m.parent_cap_addr, struct.pack("<II", abi.kcap(abi.CAP_PARENT_INDEX),
+                                                    self.child.parent.badge))
+            self.report.parent_cap_rewritten = True
+
+    def rebind_irqs(self) -> None:
+        for old in self.manifest.pd.signal_sources:
+            source = self._new(old.ref.badge)
+            assert isinstance(source, SignalSource)
+            source.semaphore.pending = old.irq_pending
+            if old.attached_thread_badge:
+                thread = self._new(old.attached_thread_badge)
+                assert isinstance(thread, Thread)
+                source.semaphore.attach(thread)
+                self.report.irqs_rebound += 1
+
+    def rearm_timers(self) -> None:
+        for old in self.manifest.timer_sessions:
+            timer = self._new(old.session.ref.badge)
+            assert isinstance(timer, TimerSession)
+            if old.sigh_badge:
+                context = self._new(old.sigh_badge)
+                assert isinstance(context, SignalContext)
+                timer.sigh_context = context
+            if old.armed:
+                timer.arm(old.remaining_us, old.period_us if old.periodic else 0)
+                self.report.timers_rearmed += 1
+
+    def set_thread_states(self) -> None:
+        for old in self.manifest.cpu.threads:
+            thread = self._new(old.ref.badge)
+            assert isinstance(thread, Thread)
+            s = old.state
+            thread.set_state(CpuState(list(s.r), s.sp, s.lr, s.ip, s.cpsr, s.cpu_exception))
+
+    def start_threads(self) -> None:
+        for old in self.manifest.cpu.threads:
+            thread = self._new(old.ref.badge)
+            assert isinstance(thread, Thread)
+            if not old.started:
+                continue
+            if old.blocking == pb.BLOCKING_EXITED:
+                thread.state = ThreadState.EXITED
+                thread.release()
+                continue
+            if old.paused:
+                thread.pause()
+            # A thread that was blocked starts at its svc and issues the call again.
+            s = old.state
+            thread.start(s.ip, s.sp, s.r[0])
