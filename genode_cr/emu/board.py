@@ -54,9 +54,11 @@ class Board:
             if not directory.is_dir():
                 raise errors.RomMissing(f"ROM directory {directory} does not exist (run `make roms`)")
             roms = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
-        for rom_name, data in roms.items():
-            self.roms[rom_name] = RomModule(rom_name, data)
+        # Core's ROM service has a dataspace per module from boot on.
         self._rom_dataspaces: dict[str, Dataspace] = {}
+        for rom_name, data in roms.items():
+            module = self.roms[rom_name] = RomModule(rom_name, data)
+            self._rom_dataspaces[rom_name] = rom_dataspace(self.kernel.badges, module)
         self.logs: dict[str, list[LogEntry]] = {}
         self.cr = CrComponent(self)
 
@@ -88,10 +90,8 @@ class Board:
             raise errors.RomMissing(f"board {self.name} has no ROM {name!r}") from None
 
     def rom_dataspace(self, name: str) -> Dataspace:
-        ds = self._rom_dataspaces.get(name)
-        if ds is None:
-            ds = self._rom_dataspaces[name] = rom_dataspace(self.kernel.badges, self.rom(name))
-        return ds
+        self.rom(name)
+        return self._rom_dataspaces[name]
 
     @property
     def free_ram(self) -> int:

@@ -13,7 +13,7 @@ unit marks the unit and re-enables writes for it.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from unicorn import (UC_ARCH_ARM, UC_HOOK_INTR, UC_HOOK_MEM_WRITE_PROT, UC_MODE_ARM,
@@ -47,15 +47,25 @@ T = TypeVar("T", bound=KernelObject)
 
 @dataclass
 class Mapping:
+    """One attachment as the CPU sees it. Writable RAM is mapped as one
+    Unicorn region per tracking unit: Unicorn 2.1 crashes when mem_protect
+    splits a region backed by our memory, and whole regions are all that
+    dirty tracking ever needs to protect."""
+
     va: int
     size: int
     attachment: Attachment
+    units: dict[int, tuple[int, int]] = field(default_factory=dict)  # unit -> (va, size)
 
     @property
     def perms(self) -> int:
         a = self.attachment
         return (UC_PROT_READ | (UC_PROT_WRITE if a.writable else 0)
                 | (UC_PROT_EXEC if a.executable else 0))
+
+    @property
+    def tracked(self) -> bool:
+        return bool(self.units)
 
 
 class ProtectionDomain(RpcObject):
@@ -188,7 +198,22 @@ class ProtectionDomain(RpcObject):
 
     def map(self, va: int, attachment: Attachment) -> None:
         m = Mapping(va, attachment.size, attachment)
-        self.uc.mem_map_ptr(va, m.size, m.perms, attachment.dataspace.address + attachment.offset)
+        ds = attachment.dataspace
+        if attachment.writable and ds.ds_kind is DataspaceKind.RAM:
+            unit = self.tracking_unit
+            offset, end = attachment.offset, attachment.offset + attachment.size
+            while offset < end:
+                chunk_end = min(end, (offset // unit + 1) * unit)
+                m.units[offset // unit] = (va + offset - attachment.offset, chunk_end - offset)
+                offset = chunk_end
+            for index, (chunk_va, size) in m.units.items():
+                # A dataspace under tracking stays write-protected where clean.
+                clean = ds.dirty_units is not None and index not in ds.dirty_units
+                perms = m.perms & ~UC_PROT_WRITE if clean else m.perms
+                self.uc.mem_map_ptr(chunk_va, size, perms, ds.address + chunk_va - va
+                                    + attachment.offset)
+        else:
+            self.uc.mem_map_ptr(va, m.size, m.perms, ds.address + attachment.offset)
         i = bisect.bisect(self._mapping_starts, va)
         self._mappings.insert(i, m)
         self._mapping_starts.insert(i, va)
@@ -196,8 +221,10 @@ class ProtectionDomain(RpcObject):
     def unmap(self, va: int, size: int) -> None:
         i = bisect.bisect_left(self._mapping_starts, va)
         if i < len(self._mappings) and self._mappings[i].va == va:
+            m = self._mappings[i]
             del self._mappings[i], self._mapping_starts[i]
-            self.uc.mem_unmap(va, size)
+            for chunk_va, chunk_size in m.units.values() or [(va, m.size)]:
+                self.uc.mem_unmap(chunk_va, chunk_size)
 
     def mapping_at(self, va: int) -> Mapping | None:
         i = bisect.bisect(self._mapping_starts, va) - 1
@@ -239,28 +266,32 @@ class ProtectionDomain(RpcObject):
     # --- dirty tracking ---------------------------------------------------
 
     def start_dirty_tracking(self) -> None:
-        """Write-protects every writable RAM mapping; first writes get recorded."""
+        """Write-protects what was written since the last call (everything,
+        the first time); the next first write to each unit is recorded."""
+        for m in self._mappings:
+            ds = m.attachment.dataspace
+            if not m.tracked:
+                continue
+            units = m.units if ds.dirty_units is None else ds.dirty_units & m.units.keys()
+            for index in units:
+                chunk_va, size = m.units[index]
+                self.uc.mem_protect(chunk_va, size, m.perms & ~UC_PROT_WRITE)
         for ds in self.dataspaces:
             ds.dirty_units = set()
-        for m in self._mappings:
-            if m.attachment.writable and m.attachment.dataspace.ds_kind is DataspaceKind.RAM:
-                self.uc.mem_protect(m.va, m.size, m.perms & ~UC_PROT_WRITE)
 
     def _on_write_protected(self, uc: Uc, access: int, address: int, size: int, value: int,
                             user_data: object) -> bool:
-        m = self.mapping_at(address)
-        if m is None or not m.attachment.writable:
+        first = self.mapping_at(address)
+        last = self.mapping_at(address + size - 1)
+        if first is None or last is None or not (first.tracked and last.tracked):
             return False            # a real protection fault
-        ds = m.attachment.dataspace
-        unit = self.tracking_unit
-        first = (m.attachment.offset + address - m.va) // unit
-        last = (m.attachment.offset + address + size - 1 - m.va) // unit
-        for u in range(first, last + 1):
+        for m, va in ((first, address), (last, address + size - 1)):
+            ds = m.attachment.dataspace
+            index = (m.attachment.offset + va - m.va) // self.tracking_unit
             if ds.dirty_units is not None:
-                ds.dirty_units.add(u)
-            start = max(m.va, m.va + u * unit - m.attachment.offset)
-            end = min(m.va + m.size, m.va + (u + 1) * unit - m.attachment.offset)
-            uc.mem_protect(start, end - start, m.perms)
+                ds.dirty_units.add(index)
+            chunk_va, chunk_size = m.units[index]
+            uc.mem_protect(chunk_va, chunk_size, m.perms)
         # Unicorn 2.1 drops the faulting store when the hook re-enables
         # writing; doing the store here makes it exact.
         uc.mem_write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
