@@ -31,7 +31,7 @@ __all__ = [
     "PAGE_SIZE",
     "ZERO_PAGE_DIGEST",
     "page_digest",
-    "resolve_chain",
+    "order_chain",
 ]
 
 FORMAT_VERSION = 1
@@ -170,14 +170,11 @@ class _Reader:
         return self._pos == len(self._data)
 
 
-def resolve_chain(checkpoints: Iterable[Checkpoint]) -> tuple[pb.Manifest, dict[bytes, bytes]]:
-    """Orders a full checkpoint and its incrementals, verifies every link and
-    page, and returns the newest manifest with all pages it needs."""
+def order_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """Orders a full checkpoint and its incrementals by their parent links."""
     chain = list(checkpoints)
     if not chain:
         raise BrokenChain("no checkpoint given")
-    for checkpoint in chain:
-        checkpoint.verify()
     by_parent = {c.parent_id: c for c in chain}
     if len(by_parent) != len(chain):
         raise BrokenChain("two checkpoints claim the same parent")
@@ -191,14 +188,4 @@ def resolve_chain(checkpoints: Iterable[Checkpoint]) -> tuple[pb.Manifest, dict[
     if len(ordered) != len(chain):
         stray = [c.id for c in chain if c not in ordered]
         raise BrokenChain(f"checkpoints {', '.join(stray)} do not follow from {head.id}")
-    if len({c.component for c in ordered}) != 1:
-        raise BrokenChain("checkpoints of different components")
-    pages: dict[bytes, bytes] = {}
-    for checkpoint in ordered:
-        pages.update(checkpoint.pages)
-    newest = ordered[-1]
-    missing_pages = newest.referenced_digests() - pages.keys()
-    if missing_pages:
-        raise BrokenChain(f"{len(missing_pages)} page(s) referenced by {newest.id} are in no "
-                          "checkpoint of the chain")
-    return newest.manifest, pages
+    return ordered

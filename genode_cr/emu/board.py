@@ -93,13 +93,16 @@ class Board:
         self.rom(name)
         return self._rom_dataspaces[name]
 
+    def _holders(self) -> list:
+        return [*self.cr.children.values(), *self.cr.staged]
+
     @property
     def free_ram(self) -> int:
-        return self.ram - sum(c.pd.ram_quota for c in self.cr.children.values())
+        return self.ram - sum(c.pd.ram_quota for c in self._holders())
 
     @property
     def free_caps(self) -> int:
-        return self.caps - sum(c.pd.cap_quota for c in self.cr.children.values())
+        return self.caps - sum(c.pd.cap_quota for c in self._holders())
 
     def info(self) -> dict:
         return {

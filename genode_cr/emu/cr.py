@@ -17,7 +17,7 @@ from .capability import ComponentError
 from .capture import capture
 from .child import Child, ChildState
 from .elf import InvalidElf, load_elf
-from .restore import RestoreReport, Restorer
+from .restore import RestoreReport, Restorer, restore_chain
 
 if TYPE_CHECKING:
     from .board import Board
@@ -44,6 +44,7 @@ class CrComponent:
     def __init__(self, board: Board):
         self.board = board
         self.children: dict[str, Child] = {}
+        self.staged: list[Child] = []   # restores in progress hold their quota too
 
     def _child(self, name: str) -> Child:
         try:
@@ -113,6 +114,16 @@ class CrComponent:
         show that the components notice a restore that is wrong.
         """
         chain = [checkpoints] if isinstance(checkpoints, Checkpoint) else list(checkpoints)
-        child, report = Restorer(self.board, chain, name=name, skip=skip).run()
-        self.children[child.name] = child
+        child, report = restore_chain(self.board, chain, name=name, skip=skip)
+        self.adopt(child)
         return report
+
+    def restorer(self, *, name: str | None = None) -> Restorer:
+        """A restore that arrives in rounds; ``adopt`` its child after commit."""
+        return Restorer(self.board, name=name)
+
+    def adopt(self, child: Child) -> None:
+        if child.name in self.children:
+            child.destroy()
+            raise NameInUse(f"a component named {child.name!r} already runs on {self.board.name}")
+        self.children[child.name] = child

@@ -10,8 +10,12 @@ segment), the kernel state no memory image holds is rebuilt (IRQ
 attachments, RPC gates, timers with their phase), and the threads start
 where they were.
 
-Nothing is registered with the board until every step has succeeded; a
-failure destroys what was built, so the board is left as it was.
+A restore can arrive in rounds, as live migration sends it: ``stage`` takes
+a full checkpoint and then each incremental one, creating the child on the
+first round and filling memory as pages arrive; ``commit`` recreates the
+rest from the newest manifest and starts the threads. Nothing is registered
+with the board before the commit succeeds; ``abort``, or a failure at any
+step, destroys what was built, so the board is left as it was.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import struct
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
-from ..checkpoint import Checkpoint, resolve_chain
-from ..errors import (CheckpointCorrupt, InsufficientQuota, NameInUse, RomMismatch, RomMissing,
-                      WrongArch)
+from ..checkpoint import Checkpoint, order_chain
+from ..errors import (BrokenChain, CheckpointCorrupt, InsufficientQuota, NameInUse, RequestError,
+                      RomMismatch, RomMissing, WrongArch)
 from ..v1 import checkpoint_pb2 as pb
 from . import abi
 from .capability import ComponentError, KernelObject
@@ -35,15 +39,18 @@ from .signals import SignalContext, SignalSource
 if TYPE_CHECKING:
     from .board import Board
 
-__all__ = ["RESTORE_STEPS", "RestoreReport", "Restorer", "Translation"]
+__all__ = ["RESTORE_STEPS", "RestoreReport", "Restorer", "Translation", "restore_chain"]
 
-#: The steps in order. Tests may skip some to prove that a component notices.
-RESTORE_STEPS = (
-    "create_child", "recreate_sessions", "recreate_dataspaces", "fill_dataspaces",
-    "attach_regions", "recreate_threads", "recreate_signals", "recreate_native_caps",
-    "install_caps", "translate_badges", "rebind_irqs", "rearm_timers", "set_thread_states",
-    "start_threads",
+#: The steps in order: the first round of staging creates the child, every
+#: round stages memory, the commit does the rest. Tests may skip some of the
+#: commit steps to prove that a component notices.
+STAGE_STEPS = ("create_child", "recreate_dataspaces", "fill_dataspaces")
+COMMIT_STEPS = (
+    "recreate_sessions", "attach_regions", "recreate_threads", "recreate_signals",
+    "recreate_native_caps", "install_caps", "translate_badges", "rebind_irqs", "rearm_timers",
+    "set_thread_states", "start_threads",
 )
+RESTORE_STEPS = STAGE_STEPS + COMMIT_STEPS
 SKIPPABLE = frozenset({"translate_badges", "rebind_irqs", "rearm_timers", "recreate_native_caps"})
 
 
@@ -72,6 +79,7 @@ class RestoreReport:
     irqs_rebound: int = 0
     rpc_gates: int = 0
     timers_rearmed: int = 0
+    rounds: int = 0
     steps: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -80,25 +88,32 @@ class RestoreReport:
 
 
 class Restorer:
-    def __init__(self, board: Board, checkpoints: Iterable[Checkpoint], *, name: str | None = None,
-                 skip: Iterable[str] = ()):
+    def __init__(self, board: Board, *, name: str | None = None, skip: Iterable[str] = ()):
         self.board = board
-        chain = list(checkpoints)
-        self.manifest, self.pages = resolve_chain(chain)
-        self.name = name or self.manifest.component
+        self.requested_name = name
         self.skip = frozenset(skip)
         unknown = self.skip - SKIPPABLE
         if unknown:
             raise ValueError(f"steps that cannot be skipped: {', '.join(sorted(unknown))}")
-        self.report = RestoreReport(self.name, self.manifest.id, len(chain))
+        self.manifest: pb.Manifest | None = None
+        self.pages: dict[bytes, bytes] = {}          # every page staged so far
+        self.report = RestoreReport(name or "", "", 0)
         self.objects: dict[int, KernelObject] = {}   # old badge -> new object
         self.kcaps: dict[int, int] = {}              # old badge -> kcap
+        self.written: dict[int, list[bytes]] = {}    # old ds badge -> digests now in memory
         self.child: Child | None = None
+        self.committed = False
+
+    @property
+    def name(self) -> str:
+        assert self.manifest is not None
+        return self.requested_name or self.manifest.component
 
     # --- checks that come before any change to the board ------------------------
 
     def check(self) -> None:
         m, board = self.manifest, self.board
+        assert m is not None
         if m.arch != board.arch or m.kernel != board.kernel_name:
             raise WrongArch(f"checkpoint is for {m.arch}/{m.kernel}, board {board.name} is "
                             f"{board.arch}/{board.kernel_name}")
@@ -118,36 +133,73 @@ class Restorer:
                 f"{self.name} needs {m.pd.ram_quota} bytes RAM and {m.pd.cap_quota} caps, board "
                 f"{board.name} has {free_ram} bytes and {free_caps} caps free")
 
-    # --- the restore ----------------------------------------------------------------
+    # --- rounds -------------------------------------------------------------------
 
-    def run(self) -> tuple[Child, RestoreReport]:
-        self.check()
+    def stage(self, checkpoint: Checkpoint) -> None:
+        """Takes the next checkpoint of the chain: the full one first."""
+        if self.committed:
+            raise RequestError("restore already committed")
+        checkpoint.verify()
+        expected = self.manifest.id if self.manifest is not None else ""
+        if checkpoint.parent_id != expected:
+            raise BrokenChain(
+                f"checkpoint {checkpoint.id} follows {checkpoint.parent_id or 'nothing'}, "
+                f"expected {'a full checkpoint' if not expected else expected}")
+        if self.manifest is not None and checkpoint.component != self.manifest.component:
+            raise BrokenChain("checkpoints of different components")
+        missing = checkpoint.referenced_digests() - self.pages.keys() - checkpoint.pages.keys()
+        if missing:
+            raise BrokenChain(f"{len(missing)} page(s) referenced by {checkpoint.id} are in no "
+                              "checkpoint of the chain")
+        first = self.manifest is None
+        self.manifest = checkpoint.manifest
+        if first:
+            self.report.component = self.name
+            self.check()
+        self.pages.update(checkpoint.pages)
+        self.report.checkpoint_id = checkpoint.id
+        self.report.chain_length += 1
+        self._run(("create_child",) if first else ())
+        self._run(STAGE_STEPS[1:])
+        self.report.rounds += 1
+
+    def commit(self) -> tuple[Child, RestoreReport]:
+        if self.manifest is None or self.child is None:
+            raise RequestError("nothing staged to commit")
+        self._run(COMMIT_STEPS)
+        self.committed = True
+        self.board.cr.staged.remove(self.child)
+        return self.child, self.report
+
+    def abort(self) -> None:
+        if self.child is not None and not self.committed:
+            self.board.cr.staged.remove(self.child)
+            self.child.destroy()
+        self.child = None
+
+    def _run(self, steps: Iterable[str]) -> None:
         try:
-            for step in RESTORE_STEPS:
+            for step in steps:
                 if step in self.skip:
                     self.report.skipped.append(step)
                     continue
                 getattr(self, step)()
-                self.report.steps.append(step)
+                if step not in self.report.steps:
+                    self.report.steps.append(step)
         except ComponentError as error:
-            self._abort()
+            self.abort()
             raise InsufficientQuota(f"restoring {self.name}: {error}") from error
         except BaseException:
-            self._abort()
+            self.abort()
             raise
-        assert self.child is not None
-        return self.child, self.report
-
-    def _abort(self) -> None:
-        if self.child is not None:
-            self.child.destroy()
-            self.child = None
 
     def _map(self, kind: str, old: pb.ObjectRef, obj: KernelObject) -> None:
         if not old.badge:
             return
         self.objects[old.badge] = obj
         self.kcaps[old.badge] = old.kcap
+        self.report.translations = [t for t in self.report.translations
+                                    if t.old_badge != old.badge]
         self.report.translations.append(Translation(kind, old.badge, obj.badge, old.kcap))
 
     def _new(self, badge: int) -> KernelObject:
@@ -160,8 +212,10 @@ class Restorer:
     #    CPU session and parent capability, no ELF loading, no initial thread.
     def create_child(self) -> None:
         m = self.manifest
+        assert m is not None
         child = self.child = Child(self.board, self.name, self.board.roms[m.rom.name],
                                    m.pd.ram_quota, m.pd.cap_quota)
+        self.board.cr.staged.append(child)
         child.cap_map_addr, child.cap_map_entries = m.cap_map_addr, m.cap_map_entries
         child.parent_cap_addr = m.parent_cap_addr
         pd = child.pd
@@ -200,25 +254,41 @@ class Restorer:
                 + [(s.session, "rom") for s in m.rom_sessions])
 
     def recreate_dataspaces(self) -> None:
-        assert self.child is not None
+        """Creates the dataspaces this round knows of and frees vanished ones."""
+        assert self.child is not None and self.manifest is not None
+        current = {ds.ref.badge for ds in self.manifest.dataspaces}
+        for badge in [b for b in self.written if b not in current]:
+            ds = self.objects.pop(badge)
+            assert isinstance(ds, Dataspace)
+            self.child.pd.free(ds)
+            del self.written[badge]
         for ds in self.manifest.dataspaces:
+            if ds.ref.badge in self.objects:
+                continue
             if ds.kind == pb.DATASPACE_ROM:
                 self._map("rom_dataspace", ds.ref, self.board.rom_dataspace(self.manifest.rom.name))
             else:
                 self._map("dataspace", ds.ref, self.child.pd.alloc_ram(ds.size))
+                self.written[ds.ref.badge] = [b""] * (ds.size // abi.PAGE_SIZE)
                 self.report.dataspaces += 1
 
     def fill_dataspaces(self) -> None:
+        """Writes every page whose content differs from what is in memory."""
+        assert self.manifest is not None
+        zero = bytes(abi.PAGE_SIZE)
         for message in self.manifest.dataspaces:
             if message.kind != pb.DATASPACE_RAM:
                 continue
             ds = self._new(message.ref.badge)
             assert isinstance(ds, Dataspace)
+            written = self.written[message.ref.badge]
             for index, digest in enumerate(message.pages):
-                if digest:
-                    ds.write(index * abi.PAGE_SIZE, self.pages[digest])
-                    self.report.pages_written += 1
-                    self.report.bytes_written += abi.PAGE_SIZE
+                if written[index] == digest:
+                    continue
+                ds.write(index * abi.PAGE_SIZE, self.pages[digest] if digest else zero)
+                written[index] = digest
+                self.report.pages_written += 1
+                self.report.bytes_written += abi.PAGE_SIZE
 
     def attach_regions(self) -> None:
         m = self.manifest
@@ -344,3 +414,12 @@ class Restorer:
             # A thread that was blocked starts at its svc and issues the call again.
             s = old.state
             thread.start(s.ip, s.sp, s.r[0])
+
+
+def restore_chain(board: Board, checkpoints: Iterable[Checkpoint], *, name: str | None = None,
+                  skip: Iterable[str] = ()) -> tuple[Child, RestoreReport]:
+    """Restores a full checkpoint and its incrementals, given in any order."""
+    restorer = Restorer(board, name=name, skip=skip)
+    for checkpoint in order_chain(checkpoints):
+        restorer.stage(checkpoint)
+    return restorer.commit()
