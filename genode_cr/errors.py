@@ -11,10 +11,12 @@ the gRPC servicers (status codes) can map it once, at their edge.
      │   ├─ CheckpointCorrupt   (tampered, truncated, undecodable)
      │   ├─ BrokenChain         (missing or mismatched parent)
      │   └─ WrongArch
-     └─ BoardError         the target board cannot take it
-         ├─ RomMissing
-         ├─ RomMismatch
-         └─ InsufficientQuota
+     ├─ BoardError         the target board cannot take it
+     │   ├─ RomMissing
+     │   ├─ RomMismatch
+     │   └─ InsufficientQuota
+     ├─ BoardUnreachable   the link to the board is dead or the board restarted
+     └─ ProtocolError      the peer sent something we cannot understand
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ __all__ = [
     "RomMissing",
     "RomMismatch",
     "InsufficientQuota",
+    "BoardUnreachable",
+    "ProtocolError",
+    "error_from_code",
 ]
 
 
@@ -81,3 +86,23 @@ class RomMismatch(BoardError):
 
 class InsufficientQuota(BoardError):
     code = "insufficient_quota"
+
+
+class BoardUnreachable(GenodeCrError):
+    code = "board_unreachable"
+
+
+class ProtocolError(GenodeCrError):
+    code = "protocol_error"
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    return [cls] + [s for sub in cls.__subclasses__() for s in _all_subclasses(sub)]
+
+
+def error_from_code(code: str, message: str) -> GenodeCrError:
+    """Rebuilds an error the peer reported, so each edge maps it only once."""
+    for cls in _all_subclasses(GenodeCrError):
+        if cls.code == code:
+            return cls(message)
+    return GenodeCrError(f"{code}: {message}")

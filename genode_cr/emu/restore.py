@@ -103,6 +103,7 @@ class Restorer:
         self.written: dict[int, list[bytes]] = {}    # old ds badge -> digests now in memory
         self.child: Child | None = None
         self.committed = False
+        self.aborted = False
 
     @property
     def name(self) -> str:
@@ -137,8 +138,7 @@ class Restorer:
 
     def stage(self, checkpoint: Checkpoint) -> None:
         """Takes the next checkpoint of the chain: the full one first."""
-        if self.committed:
-            raise RequestError("restore already committed")
+        self._check_open()
         checkpoint.verify()
         expected = self.manifest.id if self.manifest is not None else ""
         if checkpoint.parent_id != expected:
@@ -164,6 +164,7 @@ class Restorer:
         self.report.rounds += 1
 
     def commit(self) -> tuple[Child, RestoreReport]:
+        self._check_open()
         if self.manifest is None or self.child is None:
             raise RequestError("nothing staged to commit")
         self._run(COMMIT_STEPS)
@@ -171,7 +172,14 @@ class Restorer:
         self.board.cr.staged.remove(self.child)
         return self.child, self.report
 
+    def _check_open(self) -> None:
+        if self.committed:
+            raise RequestError("restore already committed")
+        if self.aborted:
+            raise RequestError("restore was aborted; begin a new one")
+
     def abort(self) -> None:
+        self.aborted = not self.committed
         if self.child is not None and not self.committed:
             self.board.cr.staged.remove(self.child)
             self.child.destroy()

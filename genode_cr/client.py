@@ -1,0 +1,235 @@
+"""The agent side of the board protocol: a board's CR component as calls.
+
+    with BoardClient.connect("socket://127.0.0.1:4555") as board:
+        board.start("counter")
+        checkpoint = board.checkpoint("counter", freeze=True)
+
+Every call has a deadline; a dead link, a board that restarted and a board
+that does not answer all raise BoardUnreachable, and an error the board
+reports is raised as the same GenodeCrError subclass it was on the board.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from google.protobuf.message import DecodeError
+
+from . import wire
+from .checkpoint import Checkpoint, order_chain
+from .emu.cr import ComponentInfo
+from .emu.restore import RestoreReport
+from .errors import BoardUnreachable, ProtocolError, error_from_code
+from .link import BlockingLink, LinkDead, LinkReset, LocalLinkError
+from .service import PROTOCOL_VERSION
+from .v1 import board_pb2 as bpb
+
+__all__ = ["BoardClient", "LogLine", "Progress"]
+
+#: progress(done_bytes, total_bytes): uncompressed page bytes moved so far.
+Progress = Callable[[int, int], None]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class LogLine:
+    index: int
+    time_us: int
+    text: str
+
+
+class BoardClient:
+    def __init__(self, link: BlockingLink, *, timeout: float = DEFAULT_TIMEOUT,
+                 client: str = "genode-cr"):
+        self.link = link
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        reply = self._call(hello=bpb.Hello(protocol_version=PROTOCOL_VERSION, client=client))
+        self.info: bpb.BoardInfo = reply.board_info
+
+    @classmethod
+    def connect(cls, url: str, *, baud: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+                connect_timeout: float = 10.0) -> BoardClient:
+        with _link_errors(url):
+            link = BlockingLink.open(url, baud=baud, connect_timeout=connect_timeout)
+        try:
+            return cls(link, timeout=timeout)
+        except BaseException:
+            link.close()
+            raise
+
+    def close(self) -> None:
+        self.link.close()
+
+    def __enter__(self) -> BoardClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- requests and responses ---------------------------------------------------------
+
+    def _send(self, **body) -> int:
+        request_id = next(self._ids)
+        with _link_errors(self.info.name if hasattr(self, "info") else "board"):
+            self.link.send(bpb.Request(id=request_id, **body).SerializeToString(),
+                           timeout=self.timeout)
+        return request_id
+
+    def _responses(self, request_id: int, timeout: float | None = None) -> Iterator[bpb.Response]:
+        while True:
+            with _link_errors(self.info.name if hasattr(self, "info") else "board"):
+                try:
+                    payload = self.link.receive(timeout=timeout or self.timeout)
+                except TimeoutError:
+                    raise BoardUnreachable(f"board did not answer within "
+                                           f"{timeout or self.timeout:.0f} s") from None
+            response = bpb.Response()
+            try:
+                response.ParseFromString(payload)
+            except DecodeError as error:
+                raise ProtocolError(f"undecodable response from the board: {error}") from error
+            if response.id != request_id and response.id != 0:
+                continue                # a late answer to an abandoned request
+            if response.WhichOneof("body") == "error":
+                raise error_from_code(response.error.code, response.error.message)
+            yield response
+            if response.last:
+                return
+
+    def _call(self, **body) -> bpb.Response:
+        request_id = self._send(**body)
+        *_, last = self._responses(request_id)
+        return last
+
+    # --- the CR component's operations --------------------------------------------------
+
+    def hello(self) -> bpb.BoardInfo:
+        self.info = self._call(hello=bpb.Hello(protocol_version=PROTOCOL_VERSION)).board_info
+        return self.info
+
+    def components(self) -> list[ComponentInfo]:
+        reply = self._call(list_components=bpb.Empty())
+        return [wire.component_from_pb(c) for c in reply.components.components]
+
+    def start(self, name: str, rom: str | None = None, *, ram_quota: int = 0,
+              cap_quota: int = 0) -> ComponentInfo:
+        reply = self._call(start=bpb.StartRequest(name=name, rom=rom or name, ram_quota=ram_quota,
+                                                  cap_quota=cap_quota))
+        return wire.component_from_pb(reply.component)
+
+    def pause(self, name: str) -> ComponentInfo:
+        return wire.component_from_pb(
+            self._call(pause=bpb.ComponentRequest(name=name)).component)
+
+    def resume(self, name: str) -> ComponentInfo:
+        return wire.component_from_pb(
+            self._call(resume=bpb.ComponentRequest(name=name)).component)
+
+    def kill(self, name: str) -> None:
+        self._call(kill=bpb.ComponentRequest(name=name))
+
+    def logs(self, name: str, from_index: int = 0) -> list[LogLine]:
+        request_id = self._send(logs=bpb.LogsRequest(name=name, from_index=from_index))
+        return [line for r in self._responses(request_id) for line in _lines(r)]
+
+    def follow_logs(self, name: str, from_index: int = 0,
+                    idle_timeout: float | None = None) -> Iterator[LogLine]:
+        """Streams log lines as they come; close the iterator to stop."""
+        request_id = self._send(logs=bpb.LogsRequest(name=name, from_index=from_index,
+                                                     follow=True))
+        try:
+            for response in self._responses(request_id, timeout=idle_timeout or 3600.0):
+                yield from _lines(response)
+        finally:
+            with contextlib.suppress(Exception):
+                cancel = self._send(cancel=bpb.Cancel(request_id=request_id))
+                for _ in self._responses(cancel, timeout=5.0):
+                    pass
+
+    def checkpoint(self, name: str, *, since: Checkpoint | str | None = None,
+                   freeze: bool = False, progress: Progress | None = None) -> Checkpoint:
+        since_id = since.id if isinstance(since, Checkpoint) else (since or "")
+        request_id = self._send(checkpoint=bpb.CheckpointRequest(name=name, since_id=since_id,
+                                                                 freeze=freeze))
+        assembler: wire.CheckpointAssembler | None = None
+        for response in self._responses(request_id):
+            kind = response.WhichOneof("body")
+            if kind == "checkpoint_start":
+                assembler = wire.CheckpointAssembler(response.checkpoint_start)
+                total = response.checkpoint_start.page_bytes
+                if progress:
+                    progress(0, total)
+            elif kind == "pages" and assembler is not None:
+                assembler.add(response.pages)
+                if progress:
+                    progress(len(assembler.pages) * 4096, total)
+            elif kind == "checkpoint_end" and assembler is not None:
+                return assembler.finish(response.checkpoint_end)
+            else:
+                raise ProtocolError(f"unexpected {kind} in a checkpoint stream")
+        raise ProtocolError("checkpoint stream ended early")
+
+    # --- restore, as the coordinator drives it ----------------------------------------------
+
+    def begin_restore(self, name: str | None = None) -> int:
+        return self._call(restore_begin=bpb.RestoreBegin(name=name or "")).restore_session.session
+
+    def stage(self, session: int, checkpoint: Checkpoint,
+              progress: Progress | None = None) -> bpb.StageDone:
+        messages = wire.checkpoint_messages(checkpoint)
+        start = next(messages)
+        assert isinstance(start, bpb.CheckpointStart)
+        self._call(stage_start=bpb.StageStart(session=session, checkpoint=start))
+        done = 0
+        for message in messages:
+            if isinstance(message, bpb.PageChunk):
+                self._send(stage_pages=bpb.StagePages(session=session, chunk=message))
+                done += len(message.pages) * 4096
+                if progress:
+                    progress(done, start.page_bytes)
+            else:
+                return self._call(stage_end=bpb.StageEnd(session=session, end=message)).stage_done
+        raise AssertionError("checkpoint_messages ends with CheckpointEnd")
+
+    def commit_restore(self, session: int) -> RestoreReport:
+        return wire.report_from_pb(
+            self._call(restore_commit=bpb.RestoreSession(session=session)).restore_report)
+
+    def abort_restore(self, session: int) -> None:
+        self._call(restore_abort=bpb.RestoreSession(session=session))
+
+    def restore(self, checkpoints: Checkpoint | Iterable[Checkpoint], *, name: str | None = None,
+                progress: Progress | None = None) -> RestoreReport:
+        """Stages a checkpoint chain and commits it; aborts on any failure."""
+        chain = order_chain([checkpoints] if isinstance(checkpoints, Checkpoint) else checkpoints)
+        session = self.begin_restore(name)
+        try:
+            for checkpoint in chain:
+                self.stage(session, checkpoint, progress)
+            return self.commit_restore(session)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.abort_restore(session)
+            raise
+
+
+def _lines(response: bpb.Response) -> list[LogLine]:
+    batch = response.log_lines
+    first = batch.next_index - len(batch.lines)
+    return [LogLine(first + i, line.time_us, line.text) for i, line in enumerate(batch.lines)]
+
+
+@contextlib.contextmanager
+def _link_errors(board: str) -> Iterator[None]:
+    try:
+        yield
+    except LinkReset as error:
+        raise BoardUnreachable(f"{board}: the board restarted; the request was lost "
+                               f"({error})") from error
+    except (LinkDead, LocalLinkError) as error:
+        raise BoardUnreachable(f"{board}: {error}") from error
