@@ -92,8 +92,7 @@ class BoardServer:
         first = next(stream, None)
         if first is not None:
             outgoing.append(first)
-            if not first.last:
-                streams.append(stream)
+            streams.append(stream)
 
     @staticmethod
     def _send(link: BlockingLink, streams, outgoing) -> None:
@@ -101,14 +100,11 @@ class BoardServer:
             if not outgoing:
                 if not streams:
                     return
-                stream = streams[0]
-                response = next(stream, None)
-                if response is None or response.last:
-                    streams.popleft()
-                else:
-                    streams.rotate(-1)
+                response = next(streams[0], None)
                 if response is None:
+                    streams.popleft()
                     continue
+                streams.rotate(-1)
                 outgoing.append(response)
             try:
                 link.send(outgoing[0].SerializeToString(), timeout=0)

@@ -1,0 +1,114 @@
+"""Board servers reached over every transport: the same tests run on each."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from genode_cr.client import BoardClient
+from genode_cr.emu import Board, default_rom_dir
+from genode_cr.link import BlockingLink, PacedPort, loop_pair, memory_pair
+from genode_cr.server import BoardServer
+
+
+class KeepOpen:
+    """A line end that outlives the link using it, as a UART outlives a
+    board that reboots."""
+
+    def __init__(self, port):
+        self._port = port
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        if name == "_port":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._port, name, value)
+
+
+class RunningBoard:
+    """A board server on a thread, and a client connected to it."""
+
+    def __init__(self, name: str, transport: str, baud: int = 0, rom_dir=None):
+        self.name = name
+        self.transport = transport
+        self.baud = baud
+        self.rom_dir = rom_dir or default_rom_dir()
+        self.server: BoardServer | None = None
+        self.thread: threading.Thread | None = None
+        self.client_port = self.board_port = None
+        if transport == "memory":
+            self.client_port, self.board_port = memory_pair()
+        elif transport == "loop":
+            self.client_port, self.board_port = loop_pair(timeout=0.01)
+        self.url = None
+        self.boot()
+
+    def boot(self) -> None:
+        """Starts (or restarts) the board; a restart is a new board, new epoch."""
+        self.board = Board(self.name, rom_dir=self.rom_dir)
+        self.server = BoardServer(self.board, baud=self.baud)
+        if self.transport == "tcp":
+            ready = threading.Event()
+
+            def on_ready(url):
+                self.url = url
+                ready.set()
+
+            self.thread = threading.Thread(target=self.server.serve,
+                                           args=("socket://127.0.0.1:0", on_ready), daemon=True)
+            self.thread.start()
+            assert ready.wait(10)
+            return
+        port = KeepOpen(self.board_port)
+        line = PacedPort(port, self.baud) if self.baud else port
+        link = BlockingLink(line)
+        self._link = link
+
+        def serve():
+            try:
+                self.server.serve_link(link)
+            except Exception:
+                pass
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def shutdown(self) -> None:
+        self.server.stop_event.set()
+        self.thread.join(10)
+        if self.transport != "tcp":
+            self._link.close()
+
+    def connect(self, **kwargs) -> BoardClient:
+        if self.transport == "tcp":
+            return BoardClient.connect(self.url, **kwargs)
+        return BoardClient(BlockingLink(KeepOpen(self.client_port)), **kwargs)
+
+
+TRANSPORTS = ["memory", "loop", "tcp"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request):
+    return request.param
+
+
+@pytest.fixture
+def boards(transport):
+    started: list[RunningBoard] = []
+
+    def start(name: str, **kwargs) -> RunningBoard:
+        running = RunningBoard(name, transport, **kwargs)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.shutdown()
