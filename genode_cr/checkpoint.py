@@ -181,7 +181,8 @@ def order_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
     head = by_parent.get("")
     if head is None:
         missing = sorted({c.parent_id for c in chain} - {c.id for c in chain})
-        raise BrokenChain(f"chain has no full checkpoint: parent {missing[0]} is missing")
+        raise BrokenChain("chain has no full checkpoint"
+                          + (f": parent {missing[0]} is missing" if missing else ""))
     ordered = [head]
     while ordered[-1].id in by_parent:
         ordered.append(by_parent[ordered[-1].id])

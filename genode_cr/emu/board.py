@@ -20,6 +20,11 @@ __all__ = ["Board", "LogEntry", "default_rom_dir"]
 
 ARCH = "arm32"
 KERNEL = "foc"
+#: Pages per dirty-tracking unit. Each unit of writable RAM is one Unicorn
+#: region, and Unicorn's cost of adding a region grows with the number it
+#: already holds; 16 KiB units keep an 8 MiB component at 512 regions, at the
+#: price of carrying whole units when one word in them changed.
+DEFAULT_TRACKING_UNIT_PAGES = 4
 
 
 def default_rom_dir() -> Path:
@@ -40,7 +45,7 @@ class Board:
 
     def __init__(self, name: str, *, rom_dir: str | Path | None = None,
                  roms: Mapping[str, bytes] | None = None, ram: int = 256 << 20, caps: int = 4096,
-                 tracking_unit_pages: int = 1, arch: str = ARCH, kernel: str = KERNEL):
+                 tracking_unit_pages: int = DEFAULT_TRACKING_UNIT_PAGES, arch: str = ARCH, kernel: str = KERNEL):
         self.name = name
         self.arch = arch
         self.kernel_name = kernel
@@ -54,11 +59,9 @@ class Board:
             if not directory.is_dir():
                 raise errors.RomMissing(f"ROM directory {directory} does not exist (run `make roms`)")
             roms = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
-        # Core's ROM service has a dataspace per module from boot on.
         self._rom_dataspaces: dict[str, Dataspace] = {}
         for rom_name, data in roms.items():
-            module = self.roms[rom_name] = RomModule(rom_name, data)
-            self._rom_dataspaces[rom_name] = rom_dataspace(self.kernel.badges, module)
+            self.add_rom(rom_name, data)
         self.logs: dict[str, list[LogEntry]] = {}
         self.cr = CrComponent(self)
 
@@ -82,6 +85,14 @@ class Board:
         return self.now - start
 
     # --- ROMs, resources, logs ------------------------------------------------------
+
+    def add_rom(self, name: str, data: bytes) -> RomModule:
+        """Adds a ROM module; core's ROM service has a dataspace per module."""
+        if name in self.roms:
+            raise errors.RequestError(f"board {self.name} already has a ROM {name!r}")
+        module = self.roms[name] = RomModule(name, data)
+        self._rom_dataspaces[name] = rom_dataspace(self.kernel.badges, module)
+        return module
 
     def rom(self, name: str) -> RomModule:
         try:

@@ -1,9 +1,11 @@
 """The kernel of the emulated board: time, scheduling, system calls and IPC.
 
-Board time is simulated: it advances only inside ``run`` - by the CPU time
-threads consume (a fixed cost per instruction) and, when every thread is
-blocked, straight to the next timer deadline. That makes runs reproducible
-and fast while keeping the order of events the board would have.
+Board time is simulated: it advances only inside ``run``, by the CPU time
+threads consume and, when every thread is blocked, straight to the next timer
+deadline. A time slice that runs out costs its instructions at a fixed rate;
+one that ends in a system call is charged a fixed small cost (Unicorn does
+not tell how many instructions ran). That makes runs reproducible and fast
+while keeping the order of events the board would have.
 
 Blocking system calls are restartable as on Fiasco.OC: a thread that blocks
 has its ip rewound to the ``svc``; waking it completes the call (results in

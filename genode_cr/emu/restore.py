@@ -154,8 +154,12 @@ class Restorer:
         first = self.manifest is None
         self.manifest = checkpoint.manifest
         if first:
+            try:
+                self.check()
+            except BaseException:
+                self.manifest = None     # refused: the restorer may take another chain
+                raise
             self.report.component = self.name
-            self.check()
         self.pages.update(checkpoint.pages)
         self.report.checkpoint_id = checkpoint.id
         self.report.chain_length += 1
@@ -196,7 +200,10 @@ class Restorer:
                     self.report.steps.append(step)
         except ComponentError as error:
             self.abort()
-            raise InsufficientQuota(f"restoring {self.name}: {error}") from error
+            if error.code in (abi.E_OUT_OF_RAM, abi.E_OUT_OF_CAPS):
+                raise InsufficientQuota(f"restoring {self.name}: {error}") from error
+            raise CheckpointCorrupt(f"restoring {self.name}: the checkpoint's object tree is "
+                                    f"inconsistent: {error}") from error
         except BaseException:
             self.abort()
             raise

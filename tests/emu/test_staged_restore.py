@@ -69,3 +69,29 @@ def test_a_round_out_of_order_is_refused_and_the_staging_survives(make_board):
     b.cr.adopt(restorer.commit()[0])
     b.run(0.5)
     assert not errors_in(b, "counter")
+
+
+def test_a_refused_first_round_leaves_the_restorer_usable(make_board, rom_dir):
+    from genode_cr.emu import Board
+    a = make_board("boardA")
+    a.cr.start("counter")
+    a.run(0.5)
+    full = a.cr.checkpoint("counter")
+    target = Board("boardB", roms={"ticker": (rom_dir / "ticker").read_bytes()})
+    restorer = target.cr.restorer()
+    with pytest.raises(errors.RomMissing):
+        restorer.stage(full)
+    target.add_rom("counter", a.rom("counter").data)
+    restorer.stage(full)
+    target.cr.adopt(restorer.commit()[0])
+    target.run(0.5)
+    assert not errors_in(target, "counter")
+
+
+def test_a_chain_without_a_full_checkpoint_is_broken():
+    from genode_cr.checkpoint import Checkpoint, order_chain
+    from genode_cr.v1 import checkpoint_pb2 as pb
+    loop = [Checkpoint(pb.Manifest(id="a", parent_id="b")),
+            Checkpoint(pb.Manifest(id="b", parent_id="a"))]
+    with pytest.raises(errors.BrokenChain, match="no full checkpoint"):
+        order_chain(loop)
