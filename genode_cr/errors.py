@@ -16,7 +16,11 @@ the gRPC servicers (status codes) can map it once, at their edge.
      │   ├─ RomMismatch
      │   └─ InsufficientQuota
      ├─ BoardUnreachable   the link to the board is dead or the board restarted
-     └─ ProtocolError      the peer sent something we cannot understand
+     ├─ ProtocolError      the peer sent something we cannot understand
+     └─ LinkError          (genode_cr.link) the line itself
+         ├─ LocalLinkError, RemoteLinkError
+         ├─ LinkReset      the peer restarted or closed
+         └─ LinkDead       nothing acknowledged past the timeout
 """
 
 from __future__ import annotations
