@@ -35,7 +35,8 @@ class KeepOpen:
 class RunningBoard:
     """A board server on a thread, and a client connected to it."""
 
-    def __init__(self, name: str, transport: str, baud: int = 0, rom_dir=None):
+    def __init__(self, name: str, transport: str, baud: int = 0, rom_dir=None, faults=None,
+                 **link_options):
         self.name = name
         self.transport = transport
         self.baud = baud
@@ -43,8 +44,9 @@ class RunningBoard:
         self.server: BoardServer | None = None
         self.thread: threading.Thread | None = None
         self.client_port = self.board_port = None
+        self.link_options = link_options
         if transport == "memory":
-            self.client_port, self.board_port = memory_pair()
+            self.client_port, self.board_port = memory_pair(faults, faults, seed=name)
         elif transport == "loop":
             self.client_port, self.board_port = loop_pair(timeout=0.01)
         self.url = None
@@ -68,7 +70,7 @@ class RunningBoard:
             return
         port = KeepOpen(self.board_port)
         line = PacedPort(port, self.baud) if self.baud else port
-        link = BlockingLink(line)
+        link = BlockingLink(line, **self.link_options)
         self._link = link
 
         def serve():
@@ -89,7 +91,8 @@ class RunningBoard:
     def connect(self, **kwargs) -> BoardClient:
         if self.transport == "tcp":
             return BoardClient.connect(self.url, **kwargs)
-        return BoardClient(BlockingLink(KeepOpen(self.client_port)), **kwargs)
+        return BoardClient(BlockingLink(KeepOpen(self.client_port), **self.link_options),
+                           **kwargs)
 
 
 TRANSPORTS = ["memory", "loop", "tcp"]
