@@ -28,11 +28,12 @@ COUNT = re.compile(r"^count (\d+) ")
 console = Console(stderr=False, highlight=False)
 
 
-def start_board(stack: ExitStack, name: str) -> str:
+def start_board(stack: ExitStack, name: str, log_dir: Path) -> str:
+    log = stack.enter_context(open(log_dir / f"{name}.log", "w"))
     process = subprocess.Popen(
         [sys.executable, "-m", "genode_cr", "board", "serve", "--name", name,
          "--uart", "socket://127.0.0.1:0", "--baud", str(BAUD)],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=log, text=True)
     stack.callback(_stop, process)
     line = process.stdout.readline() if process.stdout else ""
     match = re.search(r"listening on (\S+)", line)
@@ -67,7 +68,7 @@ def show_log(board: BoardClient, name: str, seconds: float, style: str,
 def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         console.rule("[bold]genode-migrate demo: move a running counter between two boards")
-        urls = {name: start_board(stack, name) for name in ("boardA", "boardB")}
+        urls = {name: start_board(stack, name, Path(tmp)) for name in ("boardA", "boardB")}
         a = stack.enter_context(BoardClient.connect(urls["boardA"]))
         b = stack.enter_context(BoardClient.connect(urls["boardB"]))
         for board in (a, b):
@@ -84,8 +85,7 @@ def main() -> int:
         checkpoint = a.checkpoint("counter", freeze=True)
         path = Path(tmp) / "counter.ckpt"
         path.write_bytes(checkpoint.to_bytes())
-        last = max(COUNT.match(l.text) and int(COUNT.match(l.text)[1]) or 0
-                   for l in a.logs("counter"))
+        last = max(int(m[1]) for line in a.logs("counter") if (m := COUNT.match(line.text)))
         console.print(f"  {path.name}: {path.stat().st_size} bytes, {len(checkpoint.pages)} "
                       f"pages, taken in {time.monotonic() - started:.2f} s; last count on "
                       f"boardA: {last}")
