@@ -32,6 +32,7 @@ __all__ = [
     "ZERO_PAGE_DIGEST",
     "page_digest",
     "order_chain",
+    "verify_chain",
 ]
 
 FORMAT_VERSION = 1
@@ -149,6 +150,9 @@ def decode_page(page: pb.Page) -> bytes:
         return zstandard.ZstdDecompressor().decompress(page.data, max_output_size=PAGE_SIZE)
     except zstandard.ZstdError as error:
         raise CheckpointCorrupt(f"page {page.digest.hex()[:16]}: {error}") from error
+    except MemoryError as error:    # a damaged frame header that claims a huge content size
+        raise CheckpointCorrupt(f"page {page.digest.hex()[:16]}: frame header claims more "
+                                f"than {PAGE_SIZE} bytes") from error
 
 
 class _Reader:
@@ -190,3 +194,22 @@ def order_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
         stray = [c.id for c in chain if c not in ordered]
         raise BrokenChain(f"checkpoints {', '.join(stray)} do not follow from {head.id}")
     return ordered
+
+
+def verify_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """What a board checks of a chain before restoring it, done offline: each
+    checkpoint intact, one component, and every page a manifest refers to
+    carried by some checkpoint up to it. Returns the chain in order."""
+    chain = order_chain(checkpoints)
+    carried: set[bytes] = set()
+    for checkpoint in chain:
+        checkpoint.verify()
+        if checkpoint.component != chain[0].component:
+            raise BrokenChain(f"checkpoint {checkpoint.id} is of {checkpoint.component}, "
+                              f"the chain of {chain[0].component}")
+        carried |= checkpoint.pages.keys()
+        missing = checkpoint.referenced_digests() - carried
+        if missing:
+            raise BrokenChain(f"{len(missing)} page(s) referenced by {checkpoint.id} are in no "
+                              "checkpoint of the chain")
+    return chain

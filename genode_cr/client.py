@@ -16,6 +16,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+import serial
 from google.protobuf.message import DecodeError
 
 from . import wire
@@ -52,10 +53,15 @@ class BoardClient:
         self.info: bpb.BoardInfo = reply.board_info
 
     @classmethod
-    def connect(cls, url: str, *, baud: int | None = None, timeout: float = DEFAULT_TIMEOUT,
-                connect_timeout: float = 10.0) -> BoardClient:
+    def connect(cls, url: str, *, baud: int | None = None, pace: bool = False,
+                timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 10.0) -> BoardClient:
+        """``baud`` sets a serial device's rate; ``pace`` also holds our writes to it."""
         with _link_errors(url):
-            link = BlockingLink.open(url, baud=baud, connect_timeout=connect_timeout)
+            try:
+                link = BlockingLink.open(url, baud=baud, pace=pace,
+                                         connect_timeout=connect_timeout)
+            except serial.SerialException as error:   # refused, no such device, ...
+                raise BoardUnreachable(str(error)) from error
         try:
             return cls(link, timeout=timeout)
         except BaseException:
@@ -87,7 +93,7 @@ class BoardClient:
                     payload = self.link.receive(timeout=timeout or self.timeout)
                 except TimeoutError:
                     raise BoardUnreachable(f"board did not answer within "
-                                           f"{timeout or self.timeout:.0f} s") from None
+                                           f"{timeout or self.timeout:g} s") from None
             response = bpb.Response()
             try:
                 response.ParseFromString(payload)

@@ -24,7 +24,7 @@ import serial
 from google.protobuf.message import DecodeError
 
 from .emu import Board
-from .link import BlockingLink, LinkDead, LinkReset, PacedPort, SocketPort
+from .link import BlockingLink, LinkDead, LinkReset, PacedPort, PeerClosed, SocketPort
 from .service import BoardService
 from .v1 import board_pb2 as bpb
 
@@ -75,8 +75,9 @@ class BoardServer:
             payload = link.receive(timeout=timeout)
         except TimeoutError:
             return
-        except LinkReset:
-            log.info("%s: the agent restarted; dropping its requests", self.board.name)
+        except LinkReset as reset:
+            gone = "closed the link" if isinstance(reset.event, PeerClosed) else "restarted"
+            log.info("%s: the agent %s; dropping its requests", self.board.name, gone)
             self.service.reset()
             streams.clear()
             outgoing.clear()
