@@ -119,14 +119,22 @@ def _set_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 _OUTPUT = click.Choice(["text", "json"])
 
 
-def _output_option(**kwargs: Any) -> Callable:
-    return click.option("-O", "--output", type=_OUTPUT, expose_value=False, is_eager=True,
-                        callback=_set_setting,
+#: -o is the output format everywhere but after `checkpoint`, where it names
+#: the file; -O works everywhere.
+OUTPUT_FLAGS = ("-o", "-O", "--output")
+
+
+def _output_option(*flags: str, **kwargs: Any) -> Callable:
+    return click.option(*(flags or OUTPUT_FLAGS), type=_OUTPUT, expose_value=False,
+                        is_eager=True, callback=_set_setting,
                         help="text for people, json for scripts (errors too).", **kwargs)
 
 
-def _client_options(f: Callable) -> Callable:
-    """The global options, also accepted after the command (``genode-cr ps -O json``)."""
+def _client_options(f: Callable | None = None, *, output_flags: tuple[str, ...] = OUTPUT_FLAGS
+                    ) -> Callable:
+    """The global options, also accepted after the command (``genode-cr ps -o json``)."""
+    if f is None:
+        return lambda g: _client_options(g, output_flags=output_flags)
     for option in reversed([
         click.option("-b", "--board", metavar="URL", expose_value=False, callback=_set_setting,
                      help="The board's UART (same as the global option)."),
@@ -135,7 +143,7 @@ def _client_options(f: Callable) -> Callable:
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
                      expose_value=False, callback=_set_setting,
                      help="Give up on a silent board after this long."),
-        _output_option(),
+        _output_option(*output_flags),
     ]):
         f = option(f)
     return f
@@ -342,7 +350,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def cli(settings: Settings) -> None:
     """Drive the checkpoint/restore component of one Genode board over its UART.
 
-    Global options may also follow the command name (genode-cr ps -O json).
+    Global options may also follow the command name (genode-cr ps -o json;
+    after `checkpoint`, -o names the file and the format is -O/--output).
     A board serves one agent at a time: a second command waits for the first.
     """
     if settings.debug:
@@ -470,7 +479,7 @@ def logs(settings: Settings, name: str, follow: bool, from_index: int) -> None:
 @click.option("--since", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
               help="An incremental checkpoint after this one (the last one taken of NAME).")
 @click.option("--freeze", is_flag=True, help="Pause NAME for the checkpoint and leave it paused.")
-@_client_options
+@_client_options(output_flags=("-O", "--output"))
 @click.pass_obj
 def checkpoint(settings: Settings, name: str, file: str, since: str | None,
                freeze: bool) -> None:

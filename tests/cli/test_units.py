@@ -108,3 +108,22 @@ def test_baud_paces_our_writes(monkeypatch, capsys):
     assert cli.run(["ps", "-b", "socket://127.0.0.1:9"]) == 3
     assert (seen["baud"], seen["pace"], seen["timeout"]) == (None, False, cli.DEFAULT_TIMEOUT)
     assert capsys.readouterr().err == "error: nobody there\nerror: nobody there\n"
+
+
+def test_lowercase_o_selects_json_and_checkpoint_keeps_its_file_option(tmp_path, capsys):
+    import json
+
+    from click.testing import CliRunner
+
+    from genode_cr import cli as genode_cr_cli
+
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    for args in (["-o", "json", "verify", str(bad)], ["verify", str(bad), "-o", "json"]):
+        assert genode_cr_cli.run(args) == 4
+        assert json.loads(capsys.readouterr().out)["error"]["code"] == "checkpoint_corrupt"
+    runner = CliRunner()
+    checkpoint_help = runner.invoke(genode_cr_cli.cli, ["checkpoint", "--help"]).output
+    assert "-o, --file FILE" in checkpoint_help and "-O, --output" in checkpoint_help
+    ps_help = runner.invoke(genode_cr_cli.cli, ["ps", "--help"]).output
+    assert "-o, -O, --output" in ps_help
