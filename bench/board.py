@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
 
     # Grow kvstore until its RAM quota stops the table at 8 MiB; from then on
-    # every step writes 96 random words into a table of constant size.
+    # every step writes the same number of random words into a table of constant size.
     source = Board("bench-source")
     source.cr.start(COMPONENT, ram_quota=QUOTA)
     source.run_until(lambda: any(line.startswith("kvstore: table full")
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"component    kvstore, {pages_total} RAM pages = {ram_bytes / MIB:.2f} MiB covered by "
           f"every checkpoint; a full one carries {len(full.pages)} non-zero pages "
           f"({full_data / MIB:.2f} MiB)")
-    print(f"incremental  one kvstore step (96 random words written) between checkpoints; "
+    print(f"incremental  one kvstore step between checkpoints; "
           f"pages carried {carried}; dirty fraction = median carried / total = "
           f"{dirty_fraction:.2%}")
     print(f"restore      verifies, then writes {report.pages_written} pages into "

@@ -7,7 +7,7 @@
 
 #define CHUNK_SIZE   (256 * 1024)
 #define MAX_CHUNKS   40
-#define WRITES       96
+#define WRITES       20   /* about 1 % of the pages of an 8 MiB table per step */
 #define PERIOD_MS    100
 
 static unsigned *table;
