@@ -160,9 +160,9 @@ class BoardService:
         r = request.checkpoint
         checkpoint = self.board.cr.checkpoint(r.name, since=r.since_id or None, freeze=r.freeze)
         for message in wire.checkpoint_messages(checkpoint):
-            if isinstance(message, wire.bpb.CheckpointStart):
+            if isinstance(message, bpb.CheckpointStart):
                 yield bpb.Response(id=request.id, checkpoint_start=message)
-            elif isinstance(message, wire.bpb.PageChunk):
+            elif isinstance(message, bpb.PageChunk):
                 yield bpb.Response(id=request.id, pages=message)
             else:
                 yield bpb.Response(id=request.id, last=True, checkpoint_end=message)

@@ -192,6 +192,9 @@ def capture(board: Board, child: Child, since: str | None, freeze: bool) -> Chec
     capture = _Capture(board, child, incremental=bool(since))
     manifest = capture.manifest(since or "", frozen=child.paused)
     history.shipped |= capture.pages.keys()
+    # Forget dataspaces freed since: their badges may come back for others.
+    current = {ds.ref.badge for ds in manifest.dataspaces}
+    history.page_digests = {b: d for b, d in history.page_digests.items() if b in current}
     history.last_id = manifest.id
     history.sequence = manifest.sequence
     child.pd.start_dirty_tracking()

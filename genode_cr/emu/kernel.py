@@ -215,7 +215,6 @@ class Kernel:
         has_reply, reply_err, word0, word1 = uc.reg_read_batch(R[:4])
         client = server.reply_to
         if has_reply and client is not None:
-            server.reply_to = None
             self.wake(client, [reply_err, word0, word1, 0])
         server.reply_to = None
         # The send phase is done; a restart must only repeat the receive.

@@ -22,7 +22,7 @@ from unicorn import arm_const as arm
 
 from . import abi
 from .capability import CapSpace, ComponentError, KernelObject, RpcObject, rpc
-from .memory import Attachment, Dataspace, DataspaceKind, RegionMap
+from .memory import Attachment, Dataspace, DataspaceKind, RegionMap, page_align
 from .signals import Gate, SignalContext, SignalSource
 
 if TYPE_CHECKING:
@@ -111,7 +111,6 @@ class ProtectionDomain(RpcObject):
         return obj
 
     def alloc_ram(self, size: int) -> Dataspace:
-        from .memory import page_align
         size = page_align(max(size, 1))
         if self.ram_used + size > self.ram_quota:
             raise ComponentError(abi.E_OUT_OF_RAM, f"{self.label}: RAM quota exceeded")

@@ -115,3 +115,18 @@ def boards(transport):
     yield start
     for running in started:
         running.shutdown()
+
+
+@pytest.fixture
+def memory_boards():
+    """Boards on in-memory lines, for tests about the line itself."""
+    started: list[RunningBoard] = []
+
+    def start(name: str = "boardA", **kwargs) -> RunningBoard:
+        running = RunningBoard(name, "memory", **kwargs)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.shutdown()

@@ -15,20 +15,6 @@ from .conftest import KeepOpen, RunningBoard
 from .test_board_protocol import counts, wait_for
 
 
-@pytest.fixture
-def memory_board():
-    running = []
-
-    def start(name="boardA", **kwargs):
-        board = RunningBoard(name, "memory", **kwargs)
-        running.append(board)
-        return board
-
-    yield start
-    for board in running:
-        board.shutdown()
-
-
 def raw_request(link: BlockingLink, payload: bytes, timeout=10.0) -> bpb.Response:
     link.send(payload, timeout=timeout)
     response = bpb.Response()
@@ -36,8 +22,8 @@ def raw_request(link: BlockingLink, payload: bytes, timeout=10.0) -> bpb.Respons
     return response
 
 
-def test_garbage_on_the_line_is_survived(memory_board):
-    a = memory_board()
+def test_garbage_on_the_line_is_survived(memory_boards):
+    a = memory_boards()
     with a.connect() as client:
         client.start("counter")
         port = a.client_port
@@ -48,8 +34,8 @@ def test_garbage_on_the_line_is_survived(memory_board):
         wait_for(lambda: len(counts(client.logs("counter"))) >= 2)
 
 
-def test_frames_with_a_bad_crc_are_dropped(memory_board):
-    a = memory_board()
+def test_frames_with_a_bad_crc_are_dropped(memory_boards):
+    a = memory_boards()
     with a.connect() as client:
         board_stats = a._link.stats
         dropped = board_stats.dropped_crc
@@ -66,8 +52,8 @@ def test_frames_with_a_bad_crc_are_dropped(memory_board):
         assert [c.name for c in client.components()] == ["counter"]
 
 
-def test_unknown_and_undecodable_requests_get_error_replies(memory_board):
-    a = memory_board()
+def test_unknown_and_undecodable_requests_get_error_replies(memory_boards):
+    a = memory_boards()
     link = BlockingLink(KeepOpen(a.client_port))
     try:
         # A request of a type from the future: field 99 is no body we know.
@@ -101,8 +87,8 @@ def test_garbage_from_a_stray_tcp_client_is_survived():
         board.shutdown()
 
 
-def test_board_restarting_mid_transfer(memory_board):
-    a = memory_board(baud=115200)
+def test_board_restarting_mid_transfer(memory_boards):
+    a = memory_boards(baud=115200)
     with a.connect(timeout=20) as client:
         client.start("kvstore")
         time.sleep(1.5)
@@ -114,8 +100,8 @@ def test_board_restarting_mid_transfer(memory_board):
         assert client.components() == []
 
 
-def test_agent_restarting_mid_restore_leaves_the_target_as_it_was(memory_board):
-    a, b = memory_board("boardA"), memory_board("boardB")
+def test_agent_restarting_mid_restore_leaves_the_target_as_it_was(memory_boards):
+    a, b = memory_boards("boardA"), memory_boards("boardB")
     with a.connect() as source:
         source.start("counter")
         wait_for(lambda: counts(source.logs("counter")))
@@ -131,8 +117,8 @@ def test_agent_restarting_mid_restore_leaves_the_target_as_it_was(memory_board):
         assert fresh.components() == []
 
 
-def test_dead_board_is_reported_within_the_timeout(memory_board):
-    a = memory_board()
+def test_dead_board_is_reported_within_the_timeout(memory_boards):
+    a = memory_boards()
     client = a.connect(timeout=2)
     try:
         a.server.stop_event.set()             # the board stops answering

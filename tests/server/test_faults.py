@@ -9,7 +9,6 @@ import pytest
 from genode_cr import errors
 from genode_cr.link import Faults
 
-from .conftest import RunningBoard
 from .test_board_protocol import wait_for
 
 STEP = re.compile(r"^step (\d+) ")
@@ -20,24 +19,10 @@ def kvstore_steps(client):
     return [int(m[1]) for m in (STEP.match(l.text) for l in client.logs("kvstore")) if m]
 
 
-@pytest.fixture
-def running():
-    boards = []
-
-    def start(name, **kwargs):
-        board = RunningBoard(name, "memory", **kwargs)
-        boards.append(board)
-        return board
-
-    yield start
-    for board in boards:
-        board.shutdown()
-
-
 @pytest.mark.slow
-def test_move_over_a_lossy_line(running):
-    a = running("boardA", faults=LOSSY, rto=0.05)
-    b = running("boardB", faults=LOSSY, rto=0.05)
+def test_move_over_a_lossy_line(memory_boards):
+    a = memory_boards("boardA", faults=LOSSY, rto=0.05)
+    b = memory_boards("boardB", faults=LOSSY, rto=0.05)
     with a.connect() as source, b.connect() as target:
         source.start("kvstore")
         wait_for(lambda: len(kvstore_steps(source)) >= 8)
@@ -54,8 +39,8 @@ def test_move_over_a_lossy_line(running):
         assert source.link.stats.frames_retransmitted or a._link.stats.frames_retransmitted
 
 
-def test_a_short_cut_is_ridden_out(running):
-    a = running("boardA", faults=Faults(), rto=0.05)
+def test_a_short_cut_is_ridden_out(memory_boards):
+    a = memory_boards("boardA", faults=Faults(), rto=0.05)
     with a.connect() as client:
         client.start("kvstore")
         wait_for(lambda: len(kvstore_steps(client)) >= 5)
@@ -67,9 +52,9 @@ def test_a_short_cut_is_ridden_out(running):
         assert checkpoint.pages
 
 
-def test_a_line_dead_past_the_timeout_fails_clearly_and_restores_nothing(running):
-    a = running("boardA")
-    b = running("boardB", faults=Faults(), rto=0.05, dead_after=1.5)
+def test_a_line_dead_past_the_timeout_fails_clearly_and_restores_nothing(memory_boards):
+    a = memory_boards("boardA")
+    b = memory_boards("boardB", faults=Faults(), rto=0.05, dead_after=1.5)
     with a.connect() as source:
         source.start("counter")
         wait_for(lambda: len(source.logs("counter")) >= 3)
