@@ -8,7 +8,7 @@ import pytest
 
 from genode_cr.client import BoardClient
 from genode_cr.emu import Board, default_rom_dir
-from genode_cr.link import BlockingLink, PacedPort, loop_pair, memory_pair
+from genode_cr.link import BlockingLink, LinkDead, PacedPort, loop_pair, memory_pair
 from genode_cr.server import BoardServer
 
 
@@ -50,6 +50,7 @@ class RunningBoard:
         elif transport == "loop":
             self.client_port, self.board_port = loop_pair(timeout=0.01)
         self.url = None
+        self.error: BaseException | None = None
         self.boot()
 
     def boot(self) -> None:
@@ -76,8 +77,11 @@ class RunningBoard:
         def serve():
             try:
                 self.server.serve_link(link)
-            except Exception:
-                pass
+            except LinkDead:
+                pass                    # the line died: serving ends, as on a board
+            except BaseException as error:
+                self.error = error      # re-raised by shutdown(), so the test fails
+
 
         self.thread = threading.Thread(target=serve, daemon=True)
         self.thread.start()
@@ -87,6 +91,8 @@ class RunningBoard:
         self.thread.join(10)
         if self.transport != "tcp":
             self._link.close()
+        if self.error is not None:
+            raise AssertionError(f"board {self.name} failed while serving") from self.error
 
     def connect(self, **kwargs) -> BoardClient:
         if self.transport == "tcp":

@@ -9,6 +9,7 @@ import pytest
 
 from genode_cr import errors
 from genode_cr.link import BlockingLink, Frame, FrameKind, encode_frame
+from genode_cr.link._cobs import cobs_decode, cobs_encode
 from genode_cr.v1 import board_pb2 as bpb
 
 from .conftest import KeepOpen, RunningBoard
@@ -26,10 +27,13 @@ def test_garbage_on_the_line_is_survived(memory_boards):
     a = memory_boards()
     with a.connect() as client:
         client.start("counter")
+        stats = a._link.stats
+        garbage, dropped = stats.garbage_bytes, stats.dropped_frames
         port = a.client_port
         port.write(os.urandom(3000))                        # noise with no delimiter
         port.write(b"\x00" + os.urandom(200) + b"\x00")      # a torn or foreign frame
         port.write(b"\x01" * 70000 + b"\x00")                # far over the frame limit
+        wait_for(lambda: stats.garbage_bytes > garbage and stats.dropped_frames > dropped)
         assert [c.name for c in client.components()] == ["counter"]
         wait_for(lambda: len(counts(client.logs("counter"))) >= 2)
 
@@ -43,10 +47,11 @@ def test_frames_with_a_bad_crc_are_dropped(memory_boards):
                                    peer_epoch=client.link.link.peer_epoch, seq=1,
                                    payload=bpb.Request(id=99, kill=bpb.ComponentRequest(
                                        name="x")).SerializeToString()))
-        # Flip a payload byte that COBS left alone: the CRC no longer matches.
-        damaged = bytearray(frame)
-        damaged[len(damaged) // 2] ^= 0x10 if damaged[len(damaged) // 2] not in (0x00, 0x10) else 0x01
-        a.client_port.write(bytes(damaged))
+        # Flip one bit of the last payload byte before the CRC, then re-encode:
+        # the block decodes and parses, and only the CRC check can reject it.
+        body = bytearray(cobs_decode(frame.rstrip(b"\x00")))
+        body[-5] ^= 0x01
+        a.client_port.write(cobs_encode(bytes(body)) + b"\x00")
         client.start("counter")
         wait_for(lambda: board_stats.dropped_crc > dropped)
         assert [c.name for c in client.components()] == ["counter"]
