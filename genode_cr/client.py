@@ -45,12 +45,14 @@ class LogLine:
 
 class BoardClient:
     def __init__(self, link: BlockingLink, *, timeout: float = DEFAULT_TIMEOUT,
-                 client: str = "genode-cr"):
+                 client: str = "genode-cr", label: str = "board"):
         self.link = link
         self.timeout = timeout
         self._ids = itertools.count(1)
+        self._label = label           # how errors name the board until it has said its name
         reply = self._call(hello=bpb.Hello(protocol_version=PROTOCOL_VERSION, client=client))
         self.info: bpb.BoardInfo = reply.board_info
+        self._label = self.info.name
 
     @classmethod
     def connect(cls, url: str, *, baud: int | None = None, pace: bool = False,
@@ -63,7 +65,7 @@ class BoardClient:
             except serial.SerialException as error:   # refused, no such device, ...
                 raise BoardUnreachable(str(error)) from error
         try:
-            return cls(link, timeout=timeout)
+            return cls(link, timeout=timeout, label=url)
         except BaseException:
             link.close()
             raise
@@ -81,14 +83,14 @@ class BoardClient:
 
     def _send(self, **body) -> int:
         request_id = next(self._ids)
-        with _link_errors(self.info.name if hasattr(self, "info") else "board"):
+        with _link_errors(self._label):
             self.link.send(bpb.Request(id=request_id, **body).SerializeToString(),
                            timeout=self.timeout)
         return request_id
 
     def _responses(self, request_id: int, timeout: float | None = None) -> Iterator[bpb.Response]:
         while True:
-            with _link_errors(self.info.name if hasattr(self, "info") else "board"):
+            with _link_errors(self._label):
                 try:
                     payload = self.link.receive(timeout=timeout or self.timeout)
                 except TimeoutError:

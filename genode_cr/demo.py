@@ -50,19 +50,17 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def show_log(board: BoardClient, name: str, seconds: float, style: str,
-             from_index: int = 0) -> tuple[list[int], int]:
+def show_log(board: BoardClient, name: str, seconds: float, style: str) -> list[int]:
+    """Shows the log as it grows for ``seconds``; returns the counts seen."""
     seen: list[int] = []
-    index = from_index
     deadline = time.monotonic() + seconds
-    for line in board.follow_logs(name, from_index=from_index, idle_timeout=10):
+    for line in board.follow_logs(name, idle_timeout=10):
         console.print(f"  [{style}]{board.info.name:>7} |[/] {line.text}")
-        index = line.index + 1
         if m := COUNT.match(line.text):
             seen.append(int(m[1]))
         if time.monotonic() > deadline:
             break
-    return seen, index
+    return seen
 
 
 def main() -> int:
@@ -78,7 +76,7 @@ def main() -> int:
 
         console.print("\n[bold]1. start counter on boardA")
         a.start("counter")
-        before, _ = show_log(a, "counter", 2.0, "cyan")
+        show_log(a, "counter", 2.0, "cyan")
 
         console.print("\n[bold]2. checkpoint it (frozen) into a file")
         started = time.monotonic()
@@ -104,7 +102,7 @@ def main() -> int:
                       f"{report.timers_rearmed} timer(s) re-armed with their remaining time")
 
         console.print("\n[bold]4. boardB's log")
-        after, _ = show_log(b, "counter", 2.0, "magenta")
+        after = show_log(b, "counter", 2.0, "magenta")
         if not after or after[0] != last + 1:
             console.print(f"[red]FAILED: boardA ended at {last}, boardB began at "
                           f"{after[0] if after else 'nothing'}")

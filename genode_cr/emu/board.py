@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import errors
-from .child import ChildState
 from .cr import CrComponent
 from .cpu import Thread
 from .kernel import Kernel
@@ -134,6 +133,3 @@ class Board:
 
     def _log_fault(self, thread: Thread, message: str) -> None:
         self.log_line(thread.pd.label, f"[core] {message}")
-
-    def component_state(self, name: str) -> ChildState:
-        return self.cr._child(name).state

@@ -39,12 +39,12 @@ QUANTUM_US = QUANTUM_INSTRUCTIONS * NS_PER_INSTRUCTION // 1000
 SYSCALL_US = 2
 STOP_ADDRESS = 0xFFFFFFF0        # never executed: slices end by count or by us
 EXCP_SWI = 2
-PC, SP = 15, 13
+PC = 15
 R = [getattr(arm, f"UC_ARM_REG_R{i}") for i in range(8)]
 
 
 class Kernel:
-    def __init__(self, name: str, *, tracking_unit_pages: int = 1,
+    def __init__(self, name: str, *, tracking_unit_pages: int,
                  fault_sink: Callable[[Thread, str], None] | None = None):
         self.badges = BadgeAllocator(seed=f"board:{name}")
         self.tracking_unit_pages = tracking_unit_pages

@@ -99,6 +99,7 @@ class Restorer:
         self.pages: dict[bytes, bytes] = {}          # every page staged so far
         self.report = RestoreReport(name or "", "", 0)
         self.objects: dict[int, KernelObject] = {}   # old badge -> new object
+        self.kinds: dict[int, str] = {}              # old badge -> what it is
         self.kcaps: dict[int, int] = {}              # old badge -> kcap
         self.written: dict[int, list[bytes]] = {}    # old ds badge -> digests now in memory
         self.child: Child | None = None
@@ -172,6 +173,9 @@ class Restorer:
         if self.manifest is None or self.child is None:
             raise RequestError("nothing staged to commit")
         self._run(COMMIT_STEPS)
+        self.report.translations = [
+            Translation(self.kinds[old], old, obj.badge, self.kcaps[old])
+            for old, obj in self.objects.items()]
         self.committed = True
         self.board.cr.staged.remove(self.child)
         return self.child, self.report
@@ -212,10 +216,8 @@ class Restorer:
         if not old.badge:
             return
         self.objects[old.badge] = obj
+        self.kinds[old.badge] = kind
         self.kcaps[old.badge] = old.kcap
-        self.report.translations = [t for t in self.report.translations
-                                    if t.old_badge != old.badge]
-        self.report.translations.append(Translation(kind, old.badge, obj.badge, old.kcap))
 
     def _new(self, badge: int) -> KernelObject:
         try:
@@ -276,7 +278,7 @@ class Restorer:
             ds = self.objects.pop(badge)
             assert isinstance(ds, Dataspace)
             self.child.pd.free(ds)
-            del self.written[badge]
+            del self.written[badge], self.kinds[badge], self.kcaps[badge]
         for ds in self.manifest.dataspaces:
             if ds.ref.badge in self.objects:
                 continue

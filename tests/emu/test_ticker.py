@@ -45,6 +45,9 @@ def test_ticker_keeps_working_after_restore(make_board, ticker_checkpoint):
     assert len(answers(b)) >= 4 and answers(b)[0] >= answers(a)[-1]
     assert report.irqs_rebound == 3 and report.rpc_gates == 1
     assert report.threads == 4
+    kinds = {t.kind for t in report.translations}
+    assert {"parent", "pd", "thread", "irq", "signal_context", "rpc_gate", "timer"} <= kinds
+    assert len({t.old_badge for t in report.translations}) == len(report.translations)
 
 
 def test_cap_map_matches_cap_space_after_restore(make_board, ticker_checkpoint):
