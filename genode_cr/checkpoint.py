@@ -30,6 +30,9 @@ __all__ = [
     "FORMAT_VERSION",
     "PAGE_SIZE",
     "ZERO_PAGE_DIGEST",
+    "ZSTD_LEVEL",
+    "decode_page",
+    "encode_page",
     "page_digest",
     "order_chain",
     "verify_chain",
@@ -40,7 +43,7 @@ PAGE_SIZE = 4096
 MAGIC = b"GCRCKPT1"
 ZERO_PAGE_DIGEST = hashlib.sha256(bytes(PAGE_SIZE)).digest()
 _ROOT_DOMAIN = b"genode-cr checkpoint v1\0"
-_ZSTD_LEVEL = 3
+ZSTD_LEVEL = 3
 
 
 def page_digest(data: bytes | memoryview) -> bytes:
@@ -106,14 +109,12 @@ class Checkpoint:
     # --- serialisation ----------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         manifest = self.manifest.SerializeToString(deterministic=True)
         out = [MAGIC, struct.pack("<I", len(manifest)), manifest,
                struct.pack("<I", len(self.pages))]
         for digest in sorted(self.pages):
-            page = pb.Page(digest=digest, compression=pb.COMPRESSION_ZSTD,
-                           data=compressor.compress(self.pages[digest]))
-            raw = page.SerializeToString()
+            raw = encode_page(digest, self.pages[digest], compressor).SerializeToString()
             out += [struct.pack("<I", len(raw)), raw]
         out.append(self.root_digest)
         return b"".join(out)
@@ -139,6 +140,12 @@ class Checkpoint:
         checkpoint = cls(manifest, pages, root)
         checkpoint.verify()
         return checkpoint
+
+
+def encode_page(digest: bytes, data: bytes, compressor: zstandard.ZstdCompressor) -> pb.Page:
+    """A page as it travels and is stored: zstd-compressed, digest over the raw bytes."""
+    return pb.Page(digest=digest, compression=pb.COMPRESSION_ZSTD,
+                   data=compressor.compress(data))
 
 
 def decode_page(page: pb.Page) -> bytes:

@@ -12,12 +12,11 @@ from typing import Iterator
 
 import zstandard
 
-from .checkpoint import PAGE_SIZE, Checkpoint, decode_page
+from .checkpoint import PAGE_SIZE, ZSTD_LEVEL, Checkpoint, decode_page, encode_page
 from .emu.cr import ComponentInfo
 from .emu.restore import RestoreReport, Translation
 from .errors import CheckpointCorrupt, ProtocolError
 from .v1 import board_pb2 as bpb
-from .v1 import checkpoint_pb2 as pb
 
 __all__ = [
     "CheckpointAssembler",
@@ -31,7 +30,6 @@ __all__ = [
 
 #: Pages per PageChunk: 16 compressed pages stay well below 64 KiB.
 PAGES_PER_CHUNK = 16
-ZSTD_LEVEL = 3
 
 
 def component_to_pb(info: ComponentInfo) -> bpb.ComponentInfo:
@@ -78,10 +76,8 @@ def checkpoint_messages(checkpoint: Checkpoint) -> Iterator[bpb.CheckpointStart 
     yield bpb.CheckpointStart(manifest=checkpoint.manifest, page_count=len(digests),
                               page_bytes=len(digests) * PAGE_SIZE)
     for start in range(0, len(digests), PAGES_PER_CHUNK):
-        yield bpb.PageChunk(pages=[
-            pb.Page(digest=d, compression=pb.COMPRESSION_ZSTD,
-                    data=compressor.compress(checkpoint.pages[d]))
-            for d in digests[start:start + PAGES_PER_CHUNK]])
+        yield bpb.PageChunk(pages=[encode_page(d, checkpoint.pages[d], compressor)
+                                   for d in digests[start:start + PAGES_PER_CHUNK]])
     yield bpb.CheckpointEnd(root_digest=checkpoint.root_digest)
 
 
