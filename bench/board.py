@@ -21,7 +21,7 @@ written since. The first is therefore measured on its own, on the copies the
 restore measurement leaves behind (a restored component has never been
 checkpointed on its new board).
 
-    python bench/board.py [--quick]
+    python bench/board.py [--quick] [--tracking-unit-pages N]
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
 
 from genode_cr.checkpoint import PAGE_SIZE, Checkpoint  # noqa: E402
 from genode_cr.emu import Board  # noqa: E402
+from genode_cr.emu.board import DEFAULT_TRACKING_UNIT_PAGES  # noqa: E402
 from genode_cr.v1 import checkpoint_pb2 as pb  # noqa: E402
 
 MIB = 1 << 20
@@ -145,15 +146,18 @@ def measure_baselines(nbytes: int, samples: int) -> dict[str, Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 repetitions instead of 7 (about 15 s instead of about 45 s)")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
+    parser.add_argument("--tracking-unit-pages", type=int, default=DEFAULT_TRACKING_UNIT_PAGES,
+                        metavar="N", help="dirty-tracking granularity of every board "
+                        f"[default: {DEFAULT_TRACKING_UNIT_PAGES}]")
     args = parser.parse_args(argv)
+    unit = args.tracking_unit_pages
     reps = 3 if args.quick else 7
     began = time.perf_counter()
 
     # Grow kvstore until its RAM quota stops the table at 8 MiB; from then on
     # every step writes the same number of random words into a table of constant size.
-    source = Board("bench-source")
+    source = Board("bench-source", tracking_unit_pages=unit)
     source.cr.start(COMPONENT, ram_quota=QUOTA)
     source.run_until(lambda: any(line.startswith("kvstore: table full")
                                  for line in source.log(COMPONENT)), timeout=60)
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     restore_times, first_times, reports = [], [], []
     for i in range(reps):
-        target = Board(f"bench-target-{i}")
+        target = Board(f"bench-target-{i}", tracking_unit_pages=unit)
         seconds, report = timed(lambda: target.cr.restore(full))
         restore_times.append(seconds)
         reports.append(report)
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         target.cr.kill(COMPONENT)
 
     # Not timed: the chain restores, and the copy computes the same next step.
-    check = Board("bench-check")
+    check = Board("bench-check", tracking_unit_pages=unit)
     check.cr.restore(chain)
     run_one_step(source)
     run_one_step(check)
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"component    kvstore, {pages_total} RAM pages = {ram_bytes / MIB:.2f} MiB covered by "
           f"every checkpoint; a full one carries {len(full.pages)} non-zero pages "
-          f"({full_data / MIB:.2f} MiB)")
+          f"({full_data / MIB:.2f} MiB); dirty tracking in units of {unit} page(s)")
     print(f"incremental  one kvstore step between checkpoints; "
           f"pages carried {carried}; dirty fraction = median carried / total = "
           f"{dirty_fraction:.2%}")
