@@ -1,0 +1,166 @@
+"""The gRPC edge shared by the agent, the coordinator and their clients.
+
+Errors are mapped here and nowhere else: a servicer method raises our errors
+(``migrate.errors`` or genode_cr's) and ``map_errors`` turns each into its
+status code with a ``google.rpc.ErrorInfo`` detail; a client turns an
+``RpcError`` back into the same error class with ``error_from_rpc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+from typing import Any, Callable, Iterator, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from . import errors
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "SERVER_OPTIONS",
+    "CHANNEL_OPTIONS",
+    "map_errors",
+    "error_from_rpc",
+    "client_errors",
+    "add_health_and_reflection",
+    "status_for",
+    "SERVING",
+    "NOT_SERVING",
+]
+
+log = logging.getLogger(__name__)
+
+#: Every message we send is a chunk of pages or smaller (16 compressed pages
+#: stay far below 1 MiB); anything larger is refused by gRPC itself.
+MAX_MESSAGE_BYTES = 4 << 20
+
+# SO_REUSEPORT is on by default in gRPC: a second server would bind our port
+# silently and steal connections.
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+]
+
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 10000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Reconnect quickly after an agent or coordinator restart.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+def status_for(error: BaseException) -> status_pb2.Status:
+    code = grpc.StatusCode[errors.status_of(error)]
+    info = error_details_pb2.ErrorInfo(reason=errors.reason_of(error), domain=errors.DOMAIN)
+    for key, value in getattr(error, "metadata", {}).items():
+        info.metadata[key] = str(value)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    message = str(error) or type(error).__name__
+    return status_pb2.Status(code=code.value[0], message=message, details=[detail])
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: BaseException) -> None:
+    if not isinstance(error, (errors.MigrateError,)) and errors.status_of(error) == "INTERNAL" \
+            and not _is_cr_error(error):
+        log.exception("internal error", exc_info=error)
+    await context.abort_with_status(rpc_status.to_status(status_for(error)))
+
+
+def _is_cr_error(error: BaseException) -> bool:
+    from genode_cr.errors import GenodeCrError
+    return isinstance(error, GenodeCrError)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def map_errors(method: F) -> F:
+    """Wraps a servicer method (unary or streaming) so our errors become statuses."""
+    if inspect.isasyncgenfunction(method):
+        @functools.wraps(method)
+        async def stream(self, request, context):  # type: ignore[no-untyped-def]
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as error:  # noqa: BLE001 - mapped, never lost
+                await _abort(context, error)
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    async def unary(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            return await method(self, request, context)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as error:  # noqa: BLE001
+            await _abort(context, error)
+    return unary  # type: ignore[return-value]
+
+
+def error_from_rpc(error: grpc.RpcError, *, target: str = "") -> Exception:
+    """Our error for a failed call: by ErrorInfo reason, else by status code."""
+    code = error.code() if callable(getattr(error, "code", None)) else None
+    details = error.details() if callable(getattr(error, "details", None)) else str(error)
+    reason, metadata = "", {}
+    status = None
+    with contextlib.suppress(Exception):
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason, metadata = info.reason, dict(info.metadata)
+    code_name = code.name if code is not None else "UNKNOWN"
+    message = details or code_name
+    if not reason:
+        if code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+            reason = "UNAVAILABLE"
+            message = f"{target + ': ' if target else ''}{message}"
+        elif code_name == "RESOURCE_EXHAUSTED":
+            reason = "BAD_REQUEST"
+    return errors.error_from_reason(reason, message,
+                                    "UNAVAILABLE" if code_name == "DEADLINE_EXCEEDED"
+                                    else code_name, metadata)
+
+
+@contextlib.contextmanager
+def client_errors(target: str = "") -> Iterator[None]:
+    """Raises our error in place of a grpc.RpcError (sync or aio calls)."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        raise error_from_rpc(error, target=target) from None
+
+
+def add_health_and_reflection(server: grpc.aio.Server, service_names: list[str]
+                              ) -> health.aio.HealthServicer:
+    """The standard health service (overall status "") and reflection."""
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    return servicer
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
