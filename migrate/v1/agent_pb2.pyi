@@ -30,18 +30,20 @@ class AgentServiceListComponentsResponse(_message.Message):
     def __init__(self, components: _Optional[_Iterable[_Union[_resources_pb2.Component, _Mapping]]] = ...) -> None: ...
 
 class AgentServiceStartComponentRequest(_message.Message):
-    __slots__ = ("name", "rom", "ram_quota_bytes", "cap_quota", "generation")
+    __slots__ = ("name", "rom", "ram_quota_bytes", "cap_quota", "generation", "config")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROM_FIELD_NUMBER: _ClassVar[int]
     RAM_QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
     CAP_QUOTA_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     name: str
     rom: str
     ram_quota_bytes: int
     cap_quota: int
     generation: int
-    def __init__(self, name: _Optional[str] = ..., rom: _Optional[str] = ..., ram_quota_bytes: _Optional[int] = ..., cap_quota: _Optional[int] = ..., generation: _Optional[int] = ...) -> None: ...
+    config: str
+    def __init__(self, name: _Optional[str] = ..., rom: _Optional[str] = ..., ram_quota_bytes: _Optional[int] = ..., cap_quota: _Optional[int] = ..., generation: _Optional[int] = ..., config: _Optional[str] = ...) -> None: ...
 
 class AgentServiceStartComponentResponse(_message.Message):
     __slots__ = ("component",)

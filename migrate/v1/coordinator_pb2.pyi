@@ -34,18 +34,20 @@ class ListComponentsResponse(_message.Message):
     def __init__(self, components: _Optional[_Iterable[_Union[_resources_pb2.Component, _Mapping]]] = ..., unreachable_boards: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartComponentRequest(_message.Message):
-    __slots__ = ("name", "rom", "board", "ram_quota_bytes", "cap_quota")
+    __slots__ = ("name", "rom", "board", "ram_quota_bytes", "cap_quota", "config")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROM_FIELD_NUMBER: _ClassVar[int]
     BOARD_FIELD_NUMBER: _ClassVar[int]
     RAM_QUOTA_BYTES_FIELD_NUMBER: _ClassVar[int]
     CAP_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     name: str
     rom: str
     board: str
     ram_quota_bytes: int
     cap_quota: int
-    def __init__(self, name: _Optional[str] = ..., rom: _Optional[str] = ..., board: _Optional[str] = ..., ram_quota_bytes: _Optional[int] = ..., cap_quota: _Optional[int] = ...) -> None: ...
+    config: str
+    def __init__(self, name: _Optional[str] = ..., rom: _Optional[str] = ..., board: _Optional[str] = ..., ram_quota_bytes: _Optional[int] = ..., cap_quota: _Optional[int] = ..., config: _Optional[str] = ...) -> None: ...
 
 class StartComponentResponse(_message.Message):
     __slots__ = ("component",)
