@@ -46,10 +46,11 @@ export GENODE_CR_ROM_DIR := $(abspath $(ROM_DIR))
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv toolchain roms proto test demo bench clean distclean
+.PHONY: help venv toolchain roms proto test demo demo-board bench clean distclean
 
 help:
-	@echo "make demo       local emulated boards, a real move"
+	@echo "make demo       a lab of emulated boards, a live move with the migrate CLI"
+	@echo "make demo-board the board layer alone: checkpoint to a file, restore (genode-cr)"
 	@echo "make test       the whole test suite (PYTEST_ARGS='...' passes options to pytest)"
 	@echo "make venv       create $(VENV) and install the project with its dev extra"
 	@echo "make toolchain  install the ARM cross compiler when missing (apt)"
@@ -112,6 +113,10 @@ test: venv toolchain roms
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv toolchain roms
+	$(VENV_PY) -m migrate.demo
+
+# The board layer alone: a move by hand, checkpoint file and restore (genode-cr).
+demo-board: venv toolchain roms
 	$(VENV_PY) -m genode_cr.demo
 
 bench: venv toolchain roms

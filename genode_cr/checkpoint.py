@@ -7,6 +7,12 @@ uncompressed page; the root digest covers the manifest and the set of page
 digests the checkpoint carries, and nothing touches a board before both
 check out.
 
+A checkpoint exists in two shapes. ``PackedCheckpoint`` holds the pages as
+they travel and are stored, zstd-compressed ``Page`` messages: agents, files
+and the coordinator pass those bytes on as they are, and only the target
+board decompresses them. ``Checkpoint`` holds the raw pages, for the board
+that takes or restores it.
+
 File format (all integers little-endian), see docs/checkpoint-format.md:
 
     magic "GCRCKPT1" | u32 len | Manifest | u32 count | count x (u32 len | Page) | root digest (32)
@@ -17,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, TypeVar
 
 import zstandard
 from google.protobuf.message import DecodeError
@@ -27,13 +33,18 @@ from .v1 import checkpoint_pb2 as pb
 
 __all__ = [
     "Checkpoint",
+    "DIGEST_SIZE",
     "FORMAT_VERSION",
+    "MAX_PAGE_DATA",
     "PAGE_SIZE",
+    "PackedCheckpoint",
     "ZERO_PAGE_DIGEST",
     "ZSTD_LEVEL",
+    "check_page",
     "decode_page",
     "encode_page",
     "page_digest",
+    "root_digest",
     "order_chain",
     "verify_chain",
 ]
@@ -42,16 +53,54 @@ FORMAT_VERSION = 1
 PAGE_SIZE = 4096
 MAGIC = b"GCRCKPT1"
 ZERO_PAGE_DIGEST = hashlib.sha256(bytes(PAGE_SIZE)).digest()
+DIGEST_SIZE = 32
 _ROOT_DOMAIN = b"genode-cr checkpoint v1\0"
 ZSTD_LEVEL = 3
+#: The most a page's data may take: ZSTD_COMPRESSBOUND(4096), what one zstd frame of
+#: incompressible content needs at worst (4174 bytes). Anything longer is not a page,
+#: whoever sent it, so an assembler never holds more than this per announced page.
+MAX_PAGE_DATA = PAGE_SIZE + (PAGE_SIZE >> 8) + (((128 << 10) - PAGE_SIZE) >> 11)
 
 
 def page_digest(data: bytes | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def _root_digest(manifest: pb.Manifest, digests: Iterable[bytes]) -> bytes:
+    h = hashlib.sha256(_ROOT_DOMAIN)
+    serialized = manifest.SerializeToString(deterministic=True)
+    h.update(struct.pack("<I", len(serialized)))
+    h.update(serialized)
+    for digest in sorted(digests):
+        h.update(digest)
+    return h.digest()
+
+
+def root_digest(manifest: pb.Manifest, digests: Iterable[bytes]) -> bytes:
+    """The root digest of a manifest and the set of page digests a checkpoint carries,
+    for those that hold the pages elsewhere (a page store)."""
+    return _root_digest(manifest, digests)
+
+
+def _check_root(manifest: pb.Manifest, digests: Iterable[bytes], root_digest: bytes) -> None:
+    if manifest.format_version != FORMAT_VERSION:
+        raise CheckpointCorrupt(
+            f"checkpoint format {manifest.format_version} is not supported "
+            f"(this build reads format {FORMAT_VERSION})")
+    if _root_digest(manifest, digests) != root_digest:
+        raise CheckpointCorrupt(f"checkpoint {manifest.id or '?'}: root digest mismatch "
+                                "(manifest or page set was altered)")
+
+
+def _page_mismatch(checkpoint_id: str, digest: bytes) -> CheckpointCorrupt:
+    return CheckpointCorrupt(f"checkpoint {checkpoint_id}: page {digest.hex()[:16]} "
+                             "does not match its digest")
+
+
 @dataclass
 class Checkpoint:
+    """A checkpoint with raw pages: ``pages`` maps each digest to its 4096 bytes."""
+
     manifest: pb.Manifest
     pages: dict[bytes, bytes] = field(default_factory=dict)
     root_digest: bytes = b""
@@ -77,75 +126,171 @@ class Checkpoint:
         return not self.manifest.parent_id
 
     def compute_root_digest(self) -> bytes:
-        h = hashlib.sha256(_ROOT_DOMAIN)
-        manifest = self.manifest.SerializeToString(deterministic=True)
-        h.update(struct.pack("<I", len(manifest)))
-        h.update(manifest)
-        for digest in sorted(self.pages):
-            h.update(digest)
-        return h.digest()
+        return _root_digest(self.manifest, self.pages)
 
     def referenced_digests(self) -> set[bytes]:
-        return {d for ds in self.manifest.dataspaces for d in ds.pages if d}
+        return _referenced(self.manifest)
 
     def verify(self) -> None:
         """Raises CheckpointCorrupt unless manifest and pages are intact."""
-        if self.manifest.format_version != FORMAT_VERSION:
-            raise CheckpointCorrupt(
-                f"checkpoint format {self.manifest.format_version} is not supported "
-                f"(this build reads format {FORMAT_VERSION})")
-        if self.compute_root_digest() != self.root_digest:
-            raise CheckpointCorrupt(f"checkpoint {self.id or '?'}: root digest mismatch "
-                                    "(manifest or page set was altered)")
+        _check_root(self.manifest, self.pages, self.root_digest)
         for digest, data in self.pages.items():
             if len(data) != PAGE_SIZE or page_digest(data) != digest:
-                raise CheckpointCorrupt(f"checkpoint {self.id}: page {digest.hex()[:16]} "
-                                        "does not match its digest")
+                raise _page_mismatch(self.id, digest)
 
     @property
     def data_size(self) -> int:
         return sum(len(p) for p in self.pages.values())
 
+    # --- serialisation: the file holds the packed shape ------------------------------
+
+    def to_bytes(self) -> bytes:
+        return PackedCheckpoint.pack(self).to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        """Reads a file and verifies all of it (``unpack`` checks every page)."""
+        return PackedCheckpoint.from_bytes(data).unpack()
+
+
+@dataclass
+class PackedCheckpoint:
+    """A checkpoint as it travels: ``pages`` maps each digest to its ``Page`` message,
+    compressed as the source board sent it. Nothing here recompresses a page."""
+
+    manifest: pb.Manifest
+    pages: dict[bytes, pb.Page] = field(default_factory=dict)
+    root_digest: bytes = b""
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def parent_id(self) -> str:
+        return self.manifest.parent_id
+
+    @property
+    def component(self) -> str:
+        return self.manifest.component
+
+    @property
+    def is_full(self) -> bool:
+        return not self.manifest.parent_id
+
+    @property
+    def wire_bytes(self) -> int:
+        """What the pages take as they travel and are stored (compressed)."""
+        return sum(len(p.data) for p in self.pages.values())
+
+    @property
+    def page_bytes(self) -> int:
+        """What the pages take once decompressed."""
+        return len(self.pages) * PAGE_SIZE
+
+    def compute_root_digest(self) -> bytes:
+        return _root_digest(self.manifest, self.pages)
+
+    def referenced_digests(self) -> set[bytes]:
+        return _referenced(self.manifest)
+
+    def verify_root(self) -> None:
+        """Checks format, root digest and each page's shape, without decompressing:
+        what can be known of a checkpoint that is only passed on."""
+        for digest, page in self.pages.items():
+            check_page(page)
+            if page.digest != digest:
+                raise _page_mismatch(self.id, digest)
+        _check_root(self.manifest, self.pages, self.root_digest)
+
+    def verify(self) -> None:
+        """``verify_root`` and every page's content; decompresses to check, keeps the bytes."""
+        self.verify_root()
+        for page in self.pages.values():
+            self._content(page)
+
+    def unpack(self) -> Checkpoint:
+        """The raw checkpoint, verified (each page is decompressed once)."""
+        self.verify_root()
+        pages = {digest: self._content(page) for digest, page in self.pages.items()}
+        return Checkpoint(self.manifest, pages, self.root_digest)
+
+    def _content(self, page: pb.Page) -> bytes:
+        data = decode_page(page)
+        if len(data) != PAGE_SIZE or page_digest(data) != page.digest:
+            raise _page_mismatch(self.id, page.digest)
+        return data
+
+    @classmethod
+    def pack(cls, checkpoint: Checkpoint) -> PackedCheckpoint:
+        """Compresses each page once, for a checkpoint built in this process. The root
+        digest is taken as it is: packing does not make a damaged checkpoint whole."""
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return cls(checkpoint.manifest,
+                   {digest: encode_page(digest, data, compressor)
+                    for digest, data in checkpoint.pages.items()},
+                   checkpoint.root_digest)
+
     # --- serialisation ----------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         manifest = self.manifest.SerializeToString(deterministic=True)
         out = [MAGIC, struct.pack("<I", len(manifest)), manifest,
                struct.pack("<I", len(self.pages))]
         for digest in sorted(self.pages):
-            raw = encode_page(digest, self.pages[digest], compressor).SerializeToString()
+            raw = self.pages[digest].SerializeToString(deterministic=True)
             out += [struct.pack("<I", len(raw)), raw]
         out.append(self.root_digest)
         return b"".join(out)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Checkpoint:
+    def from_bytes(cls, data: bytes) -> PackedCheckpoint:
+        """Reads a file and checks its structure and root digest (``verify_root``);
+        page contents are checked by ``verify``, ``unpack`` or the target board."""
         reader = _Reader(data)
         if reader.take(len(MAGIC)) != MAGIC:
             raise CheckpointCorrupt("not a genode-cr checkpoint (bad magic)")
         manifest = pb.Manifest()
+        pages: dict[bytes, pb.Page] = {}
         try:
             manifest.ParseFromString(reader.take(reader.u32()))
-            pages: dict[bytes, bytes] = {}
             for _ in range(reader.u32()):
                 page = pb.Page()
                 page.ParseFromString(reader.take(reader.u32()))
-                pages[page.digest] = decode_page(page)
+                check_page(page)
+                if page.digest in pages:
+                    raise CheckpointCorrupt(f"page {page.digest.hex()[:16]} is stored twice")
+                pages[page.digest] = page
         except DecodeError as error:
             raise CheckpointCorrupt(f"undecodable checkpoint: {error}") from error
-        root = reader.take(32)
+        root = reader.take(DIGEST_SIZE)
         if not reader.at_end():
             raise CheckpointCorrupt("trailing bytes after the checkpoint")
-        checkpoint = cls(manifest, pages, root)
-        checkpoint.verify()
-        return checkpoint
+        packed = cls(manifest, pages, root)
+        packed.verify_root()
+        return packed
+
+
+def _referenced(manifest: pb.Manifest) -> set[bytes]:
+    return {d for ds in manifest.dataspaces for d in ds.pages if d}
 
 
 def encode_page(digest: bytes, data: bytes, compressor: zstandard.ZstdCompressor) -> pb.Page:
     """A page as it travels and is stored: zstd-compressed, digest over the raw bytes."""
     return pb.Page(digest=digest, compression=pb.COMPRESSION_ZSTD,
                    data=compressor.compress(data))
+
+
+def check_page(page: pb.Page) -> None:
+    """What a page must look like before anyone holds on to it (no decompression)."""
+    if len(page.digest) != DIGEST_SIZE:
+        raise CheckpointCorrupt(f"a page digest of {len(page.digest)} bytes "
+                                f"(SHA-256 has {DIGEST_SIZE})")
+    if page.compression not in (pb.COMPRESSION_NONE, pb.COMPRESSION_ZSTD):
+        raise CheckpointCorrupt(f"unknown page compression {page.compression}")
+    if len(page.data) > MAX_PAGE_DATA:
+        raise CheckpointCorrupt(f"page {page.digest.hex()[:16]}: {len(page.data)} bytes of data, "
+                                f"more than any {PAGE_SIZE}-byte page needs ({MAX_PAGE_DATA})")
 
 
 def decode_page(page: pb.Page) -> bytes:
@@ -181,7 +326,11 @@ class _Reader:
         return self._pos == len(self._data)
 
 
-def order_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+#: Either shape: the chain rules need only ids, components and digests.
+AnyCheckpoint = TypeVar("AnyCheckpoint", Checkpoint, PackedCheckpoint)
+
+
+def order_chain(checkpoints: Iterable[AnyCheckpoint]) -> list[AnyCheckpoint]:
     """Orders a full checkpoint and its incrementals by their parent links."""
     chain = list(checkpoints)
     if not chain:
@@ -198,19 +347,26 @@ def order_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
     while ordered[-1].id in by_parent:
         ordered.append(by_parent[ordered[-1].id])
     if len(ordered) != len(chain):
-        stray = [c.id for c in chain if c not in ordered]
+        reached = {id(c) for c in ordered}
+        stray = [c.id for c in chain if id(c) not in reached]
         raise BrokenChain(f"checkpoints {', '.join(stray)} do not follow from {head.id}")
     return ordered
 
 
-def verify_chain(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+def verify_chain(checkpoints: Iterable[AnyCheckpoint], *,
+                 each_verified: bool = False) -> list[AnyCheckpoint]:
     """What a board checks of a chain before restoring it, done offline: each
     checkpoint intact, one component, and every page a manifest refers to
-    carried by some checkpoint up to it. Returns the chain in order."""
+    carried by some checkpoint up to it. Returns the chain in order.
+
+    ``each_verified``: the caller has run ``verify()`` on every checkpoint already
+    (which, for a packed one, means decompressing every page), so only the chain
+    rules are left."""
     chain = order_chain(checkpoints)
     carried: set[bytes] = set()
     for checkpoint in chain:
-        checkpoint.verify()
+        if not each_verified:
+            checkpoint.verify()
         if checkpoint.component != chain[0].component:
             raise BrokenChain(f"checkpoint {checkpoint.id} is of {checkpoint.component}, "
                               f"the chain of {chain[0].component}")

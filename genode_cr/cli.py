@@ -6,7 +6,8 @@
     genode-cr -b socket://127.0.0.1:41235 restore counter.ckpt
 
 Presentation only: the work is done by BoardClient, BoardServer and
-Checkpoint. Data goes to stdout (text, or JSON with ``-O json``), progress
+PackedCheckpoint (checkpoints stay as the board compressed them, from the
+board to the file and from the file to the target board). Data goes to stdout (text, or JSON with ``-O json``), progress
 and logs to stderr, and every error becomes one line on stderr and an exit
 code chosen by the error's class, here and nowhere else. docs/cli.md has the
 details.
@@ -31,7 +32,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import click
 
 from . import errors
-from .checkpoint import PAGE_SIZE, Checkpoint, verify_chain
+from .checkpoint import PAGE_SIZE, PackedCheckpoint, verify_chain
 from .client import BoardClient, LogLine, Progress
 from .emu.board import DEFAULT_TRACKING_UNIT_PAGES
 from .emu.cr import ComponentInfo
@@ -213,7 +214,7 @@ def _progress(description: str) -> Iterator[Progress | None]:
 class _ChainProgress:
     """BoardClient.restore reports each checkpoint from 0; this adds them up for one bar."""
 
-    def __init__(self, update: Progress, chain: list[Checkpoint]):
+    def __init__(self, update: Progress, chain: list[PackedCheckpoint]):
         self.update = update
         self.total = sum(len(c.pages) for c in chain) * PAGE_SIZE
         self._base = self._done = self._current_total = 0
@@ -253,20 +254,25 @@ def _component_text(info: ComponentInfo) -> str:
 
 # --- checkpoint files ----------------------------------------------------------------------
 
-def _load(path: str) -> Checkpoint:
-    """Reads and verifies a checkpoint file; errors name the file."""
+def _load(path: str, *, pages: bool = True) -> PackedCheckpoint:
+    """Reads a checkpoint file and verifies it: the root digest and, with ``pages``,
+    every page's content (decompressed to check; the compressed bytes are kept and
+    are what a restore sends). Errors name the file."""
     data = Path(path).read_bytes()
     try:
-        return Checkpoint.from_bytes(data)
+        packed = PackedCheckpoint.from_bytes(data)
+        if pages:
+            packed.verify()
+        return packed
     except errors.CheckpointError as error:
         raise type(error)(f"{path}: {error}") from error
 
 
-def _load_chain(paths: tuple[str, ...]) -> tuple[list[Checkpoint], dict[str, str]]:
+def _load_chain(paths: tuple[str, ...]) -> tuple[list[PackedCheckpoint], dict[str, str]]:
     """The files in chain order (given in any order), and each checkpoint's file."""
     checkpoints = [_load(p) for p in paths]
     files = {c.id: p for c, p in zip(checkpoints, paths)}
-    return verify_chain(checkpoints), files
+    return verify_chain(checkpoints, each_verified=True), files
 
 
 @contextlib.contextmanager
@@ -302,18 +308,19 @@ def _replaced_when_complete(path: str) -> Iterator[Callable[[bytes], None]]:
                     os.unlink(tmp)
 
 
-def _summary(checkpoint: Checkpoint) -> dict:
+def _summary(checkpoint: PackedCheckpoint) -> dict:
     m = checkpoint.manifest
     return {
         "id": m.id, "parent_id": m.parent_id, "full": checkpoint.is_full,
         "component": m.component, "board": m.board, "arch": m.arch, "kernel": m.kernel,
         "sequence": m.sequence, "frozen": m.frozen, "taken_at_us": m.taken_at_us,
-        "pages": len(checkpoint.pages), "page_bytes": checkpoint.data_size,
+        "pages": len(checkpoint.pages), "page_bytes": checkpoint.page_bytes,
+        "wire_bytes": checkpoint.wire_bytes,
         "root_digest": checkpoint.root_digest.hex(),
     }
 
 
-def _kind(checkpoint: Checkpoint) -> str:
+def _kind(checkpoint: PackedCheckpoint) -> str:
     return "full" if checkpoint.is_full else f"incremental after {checkpoint.parent_id}"
 
 
@@ -401,14 +408,35 @@ def ps(settings: Settings) -> None:
 @click.option("--rom", help="The ROM module to start [default: NAME].")
 @click.option("--ram", type=SIZE, help="RAM quota, e.g. 16M [default: the board's].")
 @click.option("--caps", type=click.IntRange(min=1), help="Capability quota [default: the board's].")
+@click.option("--config", "config", metavar="FILE|TEXT",
+              help="The component's config ROM: a file, or the text itself, settings "
+                   "`key=value` separated by newlines or ';' [default: empty].")
 @_client_options
 @click.pass_obj
 def start(settings: Settings, name: str, rom: str | None, ram: int | None,
-          caps: int | None) -> None:
+          caps: int | None, config: str | None) -> None:
     """Start component NAME from a ROM module."""
+    text = _config_text(config)
     with _connect(settings) as board:
-        component = board.start(name, rom, ram_quota=ram or 0, cap_quota=caps or 0)
+        component = board.start(name, rom, ram_quota=ram or 0, cap_quota=caps or 0, config=text)
     _emit(settings, {"component": _component_dict(component)}, _component_text(component))
+
+
+def _config_text(value: str | None) -> str:
+    """--config names a file, or is the config itself (which has a `key=value`)."""
+    if not value:
+        return ""
+    path = Path(value)
+    if path.is_file():
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise click.BadParameter(f"cannot read {value}: {error}",
+                                     param_hint="--config") from error
+    if "=" not in value:
+        raise click.BadParameter(f"{value!r} is neither a file nor `key=value` text",
+                                 param_hint="--config")
+    return value
 
 
 def _lifecycle(verb: str, doc: str) -> None:
@@ -475,10 +503,14 @@ def logs(settings: Settings, name: str, follow: bool, from_index: int) -> None:
 def checkpoint(settings: Settings, name: str, file: str, since: str | None,
                freeze: bool) -> None:
     """Checkpoint component NAME to FILE: full, or incremental with --since."""
-    since_id = _load(since).id if since else None
+    since_id = _load(since, pages=False).id if since else None
     with _replaced_when_complete(file) as write:
         with _connect(settings) as board, _progress(f"checkpoint {name}") as progress:
-            taken = board.checkpoint(name, since=since_id, freeze=freeze, progress=progress)
+            taken = board.checkpoint_packed(name, since=since_id, freeze=freeze,
+                                            progress=progress)
+        # Checked now, while the source may still be asked again; the file gets
+        # the pages as the board compressed them.
+        taken.verify()
         data = taken.to_bytes()
         write(data)
     summary = {"file": file, "file_size": len(data), **_summary(taken)}

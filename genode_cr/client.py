@@ -2,7 +2,14 @@
 
     with BoardClient.connect("socket://127.0.0.1:4555") as board:
         board.start("counter")
-        checkpoint = board.checkpoint("counter", freeze=True)
+        packed = board.checkpoint_packed("counter", freeze=True)
+    with BoardClient.connect("socket://127.0.0.1:4556") as target:
+        target.restore(packed)
+
+Pages pass through compressed: ``checkpoint_packed`` keeps the Page messages
+the board sent and ``stage``/``restore`` send them on as they are; only the
+target board decompresses them (``checkpoint`` unpacks, for callers that want
+the raw pages).
 
 Every call has a deadline; a dead link, a board that restarted and a board
 that does not answer all raise BoardUnreachable, and an error the board
@@ -20,12 +27,11 @@ import serial
 from google.protobuf.message import DecodeError
 
 from . import wire
-from .checkpoint import Checkpoint, order_chain
-from .emu.cr import ComponentInfo
-from .emu.restore import RestoreReport
+from .checkpoint import PAGE_SIZE, Checkpoint, PackedCheckpoint, order_chain
 from .errors import BoardUnreachable, ProtocolError, error_from_code
 from .link import BlockingLink, LinkDead, LinkReset, LocalLinkError
-from .service import PROTOCOL_VERSION
+from .model import ComponentInfo, RestoreReport
+from .protocol import PROTOCOL_VERSION
 from .v1 import board_pb2 as bpb
 
 __all__ = ["BoardClient", "LogLine", "Progress"]
@@ -125,9 +131,10 @@ class BoardClient:
         return [wire.component_from_pb(c) for c in reply.components.components]
 
     def start(self, name: str, rom: str | None = None, *, ram_quota: int = 0,
-              cap_quota: int = 0) -> ComponentInfo:
+              cap_quota: int = 0, config: str = "") -> ComponentInfo:
+        """``config`` is the content of the component's "config" ROM."""
         reply = self._call(start=bpb.StartRequest(name=name, rom=rom or name, ram_quota=ram_quota,
-                                                  cap_quota=cap_quota))
+                                                  cap_quota=cap_quota, config=config))
         return wire.component_from_pb(reply.component)
 
     def pause(self, name: str) -> ComponentInfo:
@@ -159,37 +166,51 @@ class BoardClient:
                 for _ in self._responses(cancel, timeout=5.0):
                     pass
 
-    def checkpoint(self, name: str, *, since: Checkpoint | str | None = None,
-                   freeze: bool = False, progress: Progress | None = None) -> Checkpoint:
-        since_id = since.id if isinstance(since, Checkpoint) else (since or "")
+    def checkpoint_packed(self, name: str, *,
+                          since: Checkpoint | PackedCheckpoint | str | None = None,
+                          freeze: bool = False, progress: Progress | None = None
+                          ) -> PackedCheckpoint:
+        """The checkpoint as the board sent it, pages compressed; its root digest and
+        each page's shape are checked (``verify_root``), not the page contents."""
+        since_id = since if isinstance(since, str) else (since.id if since else "")
         request_id = self._send(checkpoint=bpb.CheckpointRequest(name=name, since_id=since_id,
                                                                  freeze=freeze))
-        assembler: wire.CheckpointAssembler | None = None
+        assembler: wire.PackedAssembler | None = None
+        total = 0
         for response in self._responses(request_id):
             kind = response.WhichOneof("body")
-            if kind == "checkpoint_start":
-                assembler = wire.CheckpointAssembler(response.checkpoint_start)
+            if kind == "checkpoint_start" and assembler is None:
+                assembler = wire.PackedAssembler(response.checkpoint_start)
                 total = response.checkpoint_start.page_bytes
                 if progress:
                     progress(0, total)
             elif kind == "pages" and assembler is not None:
                 assembler.add(response.pages)
                 if progress:
-                    progress(len(assembler.pages) * 4096, total)
+                    progress(len(assembler.pages) * PAGE_SIZE, total)
             elif kind == "checkpoint_end" and assembler is not None:
                 return assembler.finish(response.checkpoint_end)
             else:
                 raise ProtocolError(f"unexpected {kind} in a checkpoint stream")
         raise ProtocolError("checkpoint stream ended early")
 
+    def checkpoint(self, name: str, *, since: Checkpoint | PackedCheckpoint | str | None = None,
+                   freeze: bool = False, progress: Progress | None = None) -> Checkpoint:
+        """The checkpoint with its pages decompressed, every one verified."""
+        return self.checkpoint_packed(name, since=since, freeze=freeze,
+                                      progress=progress).unpack()
+
     # --- restore, as the coordinator drives it ----------------------------------------------
 
     def begin_restore(self, name: str | None = None) -> int:
         return self._call(restore_begin=bpb.RestoreBegin(name=name or "")).restore_session.session
 
-    def stage(self, session: int, checkpoint: Checkpoint,
+    def stage(self, session: int, checkpoint: PackedCheckpoint | Checkpoint,
               progress: Progress | None = None) -> bpb.StageDone:
-        messages = wire.checkpoint_messages(checkpoint)
+        """Sends one checkpoint of a restore. A packed one goes as it is (the board
+        verifies it); a raw one is compressed once, here."""
+        packed = _packed(checkpoint)
+        messages = wire.packed_messages(packed)
         start = next(messages)
         assert isinstance(start, bpb.CheckpointStart)
         self._call(stage_start=bpb.StageStart(session=session, checkpoint=start))
@@ -197,12 +218,12 @@ class BoardClient:
         for message in messages:
             if isinstance(message, bpb.PageChunk):
                 self._send(stage_pages=bpb.StagePages(session=session, chunk=message))
-                done += len(message.pages) * 4096
+                done += len(message.pages) * PAGE_SIZE
                 if progress:
                     progress(done, start.page_bytes)
             else:
                 return self._call(stage_end=bpb.StageEnd(session=session, end=message)).stage_done
-        raise AssertionError("checkpoint_messages ends with CheckpointEnd")
+        raise AssertionError("packed_messages ends with CheckpointEnd")
 
     def commit_restore(self, session: int) -> RestoreReport:
         return wire.report_from_pb(
@@ -211,10 +232,12 @@ class BoardClient:
     def abort_restore(self, session: int) -> None:
         self._call(restore_abort=bpb.RestoreSession(session=session))
 
-    def restore(self, checkpoints: Checkpoint | Iterable[Checkpoint], *, name: str | None = None,
+    def restore(self, checkpoints: PackedCheckpoint | Checkpoint
+                | Iterable[PackedCheckpoint | Checkpoint], *, name: str | None = None,
                 progress: Progress | None = None) -> RestoreReport:
         """Stages a checkpoint chain and commits it; aborts on any failure."""
-        chain = order_chain([checkpoints] if isinstance(checkpoints, Checkpoint) else checkpoints)
+        single = isinstance(checkpoints, (Checkpoint, PackedCheckpoint))
+        chain = order_chain([checkpoints] if single else checkpoints)
         session = self.begin_restore(name)
         try:
             for checkpoint in chain:
@@ -224,6 +247,11 @@ class BoardClient:
             with contextlib.suppress(Exception):
                 self.abort_restore(session)
             raise
+
+
+def _packed(checkpoint: PackedCheckpoint | Checkpoint) -> PackedCheckpoint:
+    return checkpoint if isinstance(checkpoint, PackedCheckpoint) \
+        else PackedCheckpoint.pack(checkpoint)
 
 
 def _lines(response: bpb.Response) -> list[LogLine]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import PAGE_SIZE, Checkpoint
+from .checkpoint import PAGE_SIZE, PackedCheckpoint
 from .v1 import checkpoint_pb2 as pb
 
 __all__ = ["describe", "describe_text", "human_size"]
@@ -43,8 +43,9 @@ def _enum(enum: Any, value: int, prefix: str) -> str:
     return enum.Name(value).removeprefix(prefix).lower()
 
 
-def describe(checkpoint: Checkpoint, path: str) -> dict:
-    """Everything a checkpoint holds, as plain data (stable keys, for JSON)."""
+def describe(checkpoint: PackedCheckpoint, path: str | None) -> dict:
+    """Everything a checkpoint holds, as plain data (stable keys, for JSON).
+    ``path``: the file it was read from; None for one that is in no file."""
     m = checkpoint.manifest
     carried = checkpoint.pages.keys()
     timers = [{"session_id": t.session.id, **_ref(t.session.ref), "armed": t.armed,
@@ -95,10 +96,11 @@ def describe(checkpoint: Checkpoint, path: str) -> dict:
                         for n in m.pd.native_caps],
         "sessions": sessions,
         "timers": timers,
-        "sizes": {"file": Path(path).stat().st_size,
+        "sizes": {"file": Path(path).stat().st_size if path is not None else None,
                   "manifest": len(m.SerializeToString(deterministic=True)),
                   "pages_carried": len(checkpoint.pages),
-                  "page_bytes": checkpoint.data_size},
+                  "page_bytes": checkpoint.page_bytes,
+                  "wire_bytes": checkpoint.wire_bytes},
         "root_digest": checkpoint.root_digest.hex(),
     }
 
@@ -135,8 +137,10 @@ def describe_text(d: dict) -> str:
         if ds["kind"] == "rom":
             out.append(f"  {ref(ds):<22} rom  {ds['pages']:>4} pages (from the board's ROM)")
         else:
+            # carried_pages is None for a stored checkpoint: its pages are in a store.
+            carried = "" if ds["carried_pages"] is None else f", {ds['carried_pages']} carried here"
             out.append(f"  {ref(ds):<22} ram  {ds['pages']:>4} pages: {ds['nonzero_pages']} "
-                       f"non-zero, {ds['carried_pages']} carried here")
+                       f"non-zero{carried}")
     out.append("threads")
     for t in d["threads"]:
         flags = [f for f, on in (("main", t["main"]), ("started", t["started"]),
@@ -168,9 +172,11 @@ def describe_text(d: dict) -> str:
                  if t["armed"] else "idle")
         out.append(f"  session {t['session_id']}: {state}; elapsed {t['elapsed_us'] / 1000:.1f} ms")
     s = d["sizes"]
+    in_file = f"file {human_size(s['file'])}, " if s["file"] is not None else ""
     out += [
-        f"sizes        file {human_size(s['file'])}, manifest {human_size(s['manifest'])}, "
-        f"{s['pages_carried']} pages carried ({human_size(s['page_bytes'])} uncompressed)",
+        f"sizes        {in_file}manifest {human_size(s['manifest'])}, "
+        f"{s['pages_carried']} pages carried ({human_size(s['page_bytes'])} uncompressed, "
+        f"{human_size(s['wire_bytes'])} compressed)",
         f"root digest  {d['root_digest']}",
     ]
     return "\n".join(out)

@@ -15,11 +15,11 @@ from . import errors, wire
 from .emu import Board
 from .emu.cr import DEFAULT_CAP_QUOTA, DEFAULT_RAM_QUOTA
 from .emu.restore import Restorer
+from .protocol import PROTOCOL_VERSION
 from .v1 import board_pb2 as bpb
 
 __all__ = ["BoardService", "PROTOCOL_VERSION"]
 
-PROTOCOL_VERSION = 1
 LOG_BATCH = 200
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class BoardService:
     def _on_start(self, request: bpb.Request) -> Iterator[bpb.Response]:
         s = request.start
         self.board.cr.start(s.name, s.rom or s.name, ram_quota=s.ram_quota or DEFAULT_RAM_QUOTA,
-                            cap_quota=s.cap_quota or DEFAULT_CAP_QUOTA)
+                            cap_quota=s.cap_quota or DEFAULT_CAP_QUOTA, config=s.config)
         yield self._component(request.id, s.name)
 
     def _on_pause(self, request: bpb.Request) -> Iterator[bpb.Response]:

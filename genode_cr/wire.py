@@ -1,9 +1,14 @@
 """Conversions between protobuf messages and domain objects, in one place.
 
 Checkpoints cross the link as a stream (start, page chunks, end) so that no
-message is larger than a chunk of pages; ``checkpoint_messages`` cuts one
-into that shape and ``CheckpointAssembler`` puts it back together and
-verifies it.
+message is larger than a chunk of pages. Two sides handle them differently:
+
+- the boards: ``checkpoint_messages`` compresses a board's raw checkpoint
+  page by page into the stream, and ``CheckpointAssembler`` decompresses and
+  verifies every page of a staged one before it goes near memory;
+- everyone in between: ``PackedAssembler`` collects a stream as compressed
+  ``Page`` messages and ``packed_messages`` sends them on untouched, so the
+  bytes the source board compressed are the bytes the target decompresses.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ from typing import Iterator
 
 import zstandard
 
-from .checkpoint import PAGE_SIZE, ZSTD_LEVEL, Checkpoint, decode_page, encode_page
-from .emu.cr import ComponentInfo
-from .emu.restore import RestoreReport, Translation
+from .checkpoint import (DIGEST_SIZE, PAGE_SIZE, ZSTD_LEVEL, Checkpoint, PackedCheckpoint,
+                         check_page, decode_page, encode_page)
 from .errors import CheckpointCorrupt, ProtocolError
+from .model import ComponentInfo, RestoreReport, Translation
 from .v1 import board_pb2 as bpb
+from .v1 import checkpoint_pb2 as pb
 
 __all__ = [
     "CheckpointAssembler",
     "PAGES_PER_CHUNK",
+    "PackedAssembler",
     "checkpoint_messages",
     "component_from_pb",
     "component_to_pb",
+    "packed_messages",
     "report_from_pb",
     "report_to_pb",
 ]
@@ -68,40 +76,97 @@ def report_from_pb(message: bpb.RestoreReport) -> RestoreReport:
     return report
 
 
-def checkpoint_messages(checkpoint: Checkpoint) -> Iterator[bpb.CheckpointStart | bpb.PageChunk
-                                                               | bpb.CheckpointEnd]:
-    """The checkpoint as a stream; pages are compressed one by one here."""
+#: What a checkpoint stream is made of, in order: one start, chunks, one end.
+StreamMessage = bpb.CheckpointStart | bpb.PageChunk | bpb.CheckpointEnd
+
+
+def checkpoint_messages(checkpoint: Checkpoint, pages_per_chunk: int = PAGES_PER_CHUNK
+                        ) -> Iterator[StreamMessage]:
+    """A board's checkpoint as a stream; pages are compressed one by one, as each
+    chunk is due, so the board runs on between chunks."""
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     digests = sorted(checkpoint.pages)
     yield bpb.CheckpointStart(manifest=checkpoint.manifest, page_count=len(digests),
                               page_bytes=len(digests) * PAGE_SIZE)
-    for start in range(0, len(digests), PAGES_PER_CHUNK):
+    for start in range(0, len(digests), pages_per_chunk):
         yield bpb.PageChunk(pages=[encode_page(d, checkpoint.pages[d], compressor)
-                                   for d in digests[start:start + PAGES_PER_CHUNK]])
+                                   for d in digests[start:start + pages_per_chunk]])
     yield bpb.CheckpointEnd(root_digest=checkpoint.root_digest)
 
 
-class CheckpointAssembler:
-    """Collects a streamed checkpoint; ``finish`` verifies it."""
+def packed_messages(packed: PackedCheckpoint, pages_per_chunk: int = PAGES_PER_CHUNK
+                    ) -> Iterator[StreamMessage]:
+    """A packed checkpoint as a stream, its Page messages passed on as they are."""
+    digests = sorted(packed.pages)
+    yield bpb.CheckpointStart(manifest=packed.manifest, page_count=len(digests),
+                              page_bytes=len(digests) * PAGE_SIZE)
+    for start in range(0, len(digests), pages_per_chunk):
+        yield bpb.PageChunk(pages=[packed.pages[d]
+                                   for d in digests[start:start + pages_per_chunk]])
+    yield bpb.CheckpointEnd(root_digest=packed.root_digest)
+
+
+class _Assembler:
+    """What every receiver checks of a stream before it holds a page: the page's
+    shape (bounded size, a SHA-256 digest), no page twice, no more than announced.
+    So a peer cannot make a receiver hold more than page_count bounded pages."""
 
     def __init__(self, start: bpb.CheckpointStart):
         self.manifest = start.manifest
         self.expected_pages = start.page_count
-        self.pages: dict[bytes, bytes] = {}
+        self.pages: dict = {}
         self.wire_bytes = 0
 
     def add(self, chunk: bpb.PageChunk) -> int:
         for page in chunk.pages:
+            check_page(page)
+            if page.digest in self.pages:
+                raise ProtocolError(f"page {page.digest.hex()[:16]} sent twice")
+            if len(self.pages) >= self.expected_pages:
+                raise ProtocolError(f"more pages than the {self.expected_pages} announced")
+            self.pages[page.digest] = self._keep(page)
             self.wire_bytes += len(page.data)
-            self.pages[page.digest] = decode_page(page)
-        if len(self.pages) > self.expected_pages:
-            raise ProtocolError(f"more pages than the {self.expected_pages} announced")
         return len(chunk.pages)
 
-    def finish(self, end: bpb.CheckpointEnd) -> Checkpoint:
+    def _keep(self, page: pb.Page):
+        raise NotImplementedError
+
+    def _root(self, end: bpb.CheckpointEnd) -> bytes:
         if len(self.pages) != self.expected_pages:
             raise CheckpointCorrupt(f"checkpoint stream ended after {len(self.pages)} of "
                                     f"{self.expected_pages} pages")
-        checkpoint = Checkpoint(self.manifest, self.pages, end.root_digest)
+        if len(end.root_digest) != DIGEST_SIZE:
+            raise CheckpointCorrupt(f"checkpoint {self.manifest.id or '?'}: a root digest of "
+                                    f"{len(end.root_digest)} bytes")
+        return end.root_digest
+
+
+class PackedAssembler(_Assembler):
+    """Collects a streamed checkpoint as it travels, compressed; ``finish`` checks
+    the root digest (``verify_root``). The pages' contents are the target board's
+    to check."""
+
+    pages: dict[bytes, pb.Page]
+
+    def _keep(self, page: pb.Page) -> pb.Page:
+        return page
+
+    def finish(self, end: bpb.CheckpointEnd) -> PackedCheckpoint:
+        packed = PackedCheckpoint(self.manifest, self.pages, self._root(end))
+        packed.verify_root()
+        return packed
+
+
+class CheckpointAssembler(_Assembler):
+    """The target board's side: decompresses each page as it arrives; ``finish``
+    verifies every page against its digest and the root digest."""
+
+    pages: dict[bytes, bytes]
+
+    def _keep(self, page: pb.Page) -> bytes:
+        return decode_page(page)
+
+    def finish(self, end: bpb.CheckpointEnd) -> Checkpoint:
+        checkpoint = Checkpoint(self.manifest, self.pages, self._root(end))
         checkpoint.verify()
         return checkpoint

@@ -1,16 +1,738 @@
-"""The `migrate` command line."""
+"""``migrate``: the fleet from a shell, through the coordinator.
+
+    migrate lab up --boards 2
+    migrate start counter --on boardA
+    migrate move counter --from boardA --to boardB
+    migrate logs counter
+    migrate lab down
+
+Presentation only, as genode_cr/cli.py is: options in, one CoordinatorClient
+call, rendering out. Data goes to stdout (text, or with ``-o json`` the RPC's
+response message as JSON), progress and logs to stderr, and every error
+becomes one line on stderr, ``Error: REASON: message``, and an exit code
+chosen by the error's gRPC status, here and nowhere else (``_Migrate.invoke``).
+docs/cli.md ("migrate") has the details.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, NoReturn
+
 import click
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
-from migrate import __version__
+from genode_cr import errors as cr_errors
+from genode_cr.checkpoint import PackedCheckpoint
+from genode_cr.inspection import describe, describe_text, human_size
+
+from . import __version__, config, errors, lab as lab_
+from .client import DEFAULT_TIMEOUT, CoordinatorClient
+from .moveview import (MoveProgressModel, enum_name, move_text, ms, open_view,
+                       phase_name, plan_text, rate, table, watch_move)
+from .v1 import resources_pb2 as res
+
+__all__ = ["main", "run", "cli", "Settings", "exit_code_for", "EXIT_CODES", "OperationFailed",
+           "Interrupted", "message_dict", "describe_stored"]
+
+# --- exit codes ---------------------------------------------------------------------------
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_REFUSED = 4
+EXIT_UNAVAILABLE = 5
+EXIT_DATA_LOSS = 6
+EXIT_INTERRUPTED = 130
+
+#: An error's gRPC status (migrate.errors.status_of) to the exit code; anything else is 1.
+_EXIT_BY_STATUS = {
+    "INVALID_ARGUMENT": EXIT_USAGE,
+    "NOT_FOUND": EXIT_NOT_FOUND,
+    "ALREADY_EXISTS": EXIT_REFUSED,
+    "ABORTED": EXIT_REFUSED,
+    "FAILED_PRECONDITION": EXIT_REFUSED,
+    "UNAVAILABLE": EXIT_UNAVAILABLE,
+    "DATA_LOSS": EXIT_DATA_LOSS,
+}
+
+EXIT_CODES = """\b
+Exit codes:
+  0    success
+  1    the operation failed: a move failed, was rolled back or cancelled,
+       a checkpoint failed verification, a lab did not come up
+  2    usage error: unknown option, missing argument, bad value
+  3    not found: no such board, component, move, checkpoint or lab
+  4    refused: a precondition failed (preflight, quota, ROM), the
+       component is moving already, the owner is fenced, a lab runs
+  5    unavailable: the coordinator, an agent or a board cannot be reached
+  6    data loss: a stored checkpoint is corrupt
+  130  interrupted (Ctrl-C); during a move, after it was cancelled
+"""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OperationFailed(errors.MigrateError):
+    """The request was accepted but what it asked for did not happen (exit 1).
+
+    ``emitted``: the result (with its failure) is already on stdout, so the
+    JSON error object is not printed a second time.
+    """
+
+    reason = "FAILED"
+
+    def __init__(self, message: str, *, reason: str | None = None, emitted: bool = False):
+        super().__init__(message, reason=reason)
+        self.emitted = emitted
+
+
+class Interrupted(errors.MigrateError):
+    """Ctrl-C, after which the command cleaned up (exit 130)."""
+
+    reason = "INTERRUPTED"
+
+    def __init__(self, message: str = "interrupted", *, emitted: bool = False):
+        super().__init__(message)
+        self.emitted = emitted
+
+
+def exit_code_for(error: BaseException) -> int:
+    if isinstance(error, Interrupted | KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, OperationFailed):
+        return EXIT_FAILED
+    if isinstance(error, click.ClickException):
+        return error.exit_code
+    if isinstance(error, errors.MigrateError | cr_errors.GenodeCrError):
+        return _EXIT_BY_STATUS.get(errors.status_of(error), EXIT_FAILED)
+    return EXIT_FAILED
+
+
+# --- settings shared by the commands -------------------------------------------------------
+
+@dataclass
+class Settings:
+    coordinator: str | None = None
+    config: str | None = None
+    output: str = "text"
+    timeout: float = DEFAULT_TIMEOUT
+    quiet: bool = False
+    debug: bool = False
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def address(self) -> str:
+        """--coordinator, else MIGRATE_COORDINATOR, else the client file (see migrate.config)."""
+        return self.coordinator or config.load_client_config(self.config).coordinator
+
+    def client(self) -> CoordinatorClient:
+        return CoordinatorClient(self.address(), timeout=self.timeout)
+
+
+def _set_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """-o given after the command name overrides the one before it."""
+    if value is not None:
+        setattr(ctx.ensure_object(Settings), param.name, value)
+    return value
+
+
+_OUTPUT = click.Choice(["text", "json"])
+
+
+def _output_option(**kwargs: Any) -> Callable:
+    return click.option("-o", "--output", type=_OUTPUT, expose_value=False, is_eager=True,
+                        callback=_set_setting,
+                        help="text for people, json for scripts (errors too).", **kwargs)
+
+
+def _command(group: click.Group, *args: Any, **kwargs: Any) -> Callable:
+    """A subcommand of ``group`` that takes -o after its name too and lists the exit codes."""
+    def decorate(f: Callable) -> click.Command:
+        return group.command(*args, epilog=EXIT_CODES, **kwargs)(
+            _output_option()(click.pass_obj(f)))
+    return decorate
+
+
+class _Size(click.ParamType):
+    """A byte count: 4096, 64K, 16M, 1G (binary multiples)."""
+
+    name = "BYTES"
+    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+        if not m:
+            self.fail(f"{value!r} is not a size (examples: 65536, 64K, 16M, 1G)", param, ctx)
+        return int(m[1]) * self._UNITS[m[2].lower()]
+
+
+SIZE = _Size()
+
+
+# --- output helpers ----------------------------------------------------------------------------
+
+def message_dict(message: Message) -> dict:
+    """A proto message as the JSON our -o json prints: field names as in the .proto, every
+    field present, enums by name, 64-bit integers as numbers where a double holds them."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True,
+                                     unquote_int64_if_possible=True)
+
+
+def _emit(settings: Settings, data: dict, text: str | Callable[[], str | None] | None = None
+          ) -> None:
+    """One result: JSON on stdout with -o json, else the text (if any)."""
+    if settings.json:
+        click.echo(json.dumps(data))
+        return
+    if callable(text):
+        text = text()
+    if text:
+        click.echo(text)
+
+
+def _note(settings: Settings, message: str) -> None:
+    """A remark for people on stderr (never data)."""
+    if not settings.quiet:
+        click.echo(message, err=True)
+
+
+def _time(timestamp: Any) -> str:
+    if not timestamp.seconds and not timestamp.nanos:
+        return "-"
+    return datetime.fromtimestamp(timestamp.seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Migrate(click.Group):
+    """The top group: maps every error of a command to its report and exit code, once."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        settings = ctx.ensure_object(Settings)
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, BrokenPipeError):   # --help, or `| head`: click's
+            raise
+        except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - reported, then exit
+            ctx.exit(_exit_for(settings, error))
+
+
+@click.group(cls=_Migrate, context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.option("--coordinator", metavar="HOST:PORT", expose_value=False, callback=_set_setting,
+              help="The coordinator [default: $MIGRATE_COORDINATOR, else the client "
+                   "configuration, which `migrate lab up` writes].")
+@click.option("--config", metavar="FILE", expose_value=False, callback=_set_setting,
+              help="The client configuration file [default: $MIGRATE_CONFIG, else "
+                   "$XDG_CONFIG_HOME/genode-migrate/client.toml].")
+@_output_option(default="text", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              default=DEFAULT_TIMEOUT, show_default=True, expose_value=False,
+              callback=_set_setting, help="Deadline of each call to the coordinator "
+              "(transfers of whole checkpoints get longer).")
+@click.option("-q", "--quiet", is_flag=True, default=None, expose_value=False,
+              callback=_set_setting, help="No progress or remarks on stderr.")
+@click.option("--debug", is_flag=True, default=None, expose_value=False, callback=_set_setting,
+              help="Tracebacks and debug logging on stderr.")
 @click.version_option(__version__, "--version", prog_name="migrate")
-def main() -> None:
-    """Move running, checkpointed Genode components between boards."""
+@click.pass_obj
+def cli(settings: Settings) -> None:
+    """Move running, checkpointed Genode components between boards.
+
+    Every command but `agent`, `coordinator` and `lab` talks to the
+    coordinator. -o/--output may also follow the command name.
+    """
+    if settings.debug:
+        logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@_command(cli)
+def boards(settings: Settings) -> None:
+    """The boards, their health and free resources."""
+    with settings.client() as c:
+        found = c.list_boards()
+    _emit(settings, {"boards": [message_dict(b) for b in found]}, lambda: table(
+        ["NAME", "HEALTH", "AGENT", "ARCH", "RAM FREE", "CAPS FREE", "UART", "DETAIL"],
+        [[b.name, enum_name(res.BoardHealth, b.health, "BOARD_HEALTH_"), b.agent_address,
+          b.arch or "-", human_size(b.ram_free_bytes), str(b.caps_free),
+          f"{b.baud} baud" if b.baud else "-", b.health_detail] for b in found]))
+
+
+@_command(cli)
+@click.option("--board", metavar="BOARD", default="", help="Only this board's components.")
+def ps(settings: Settings, board: str) -> None:
+    """The components, on every board or one."""
+    with settings.client() as c:
+        found = c.list_components(board)
+    if found.unreachable_boards and not settings.json:
+        _note(settings, f"unreachable: {', '.join(found.unreachable_boards)}")
+    _emit(settings, message_dict(found), lambda: table(
+        ["NAME", "BOARD", "ROM", "STATE", "RAM USED", "RAM QUOTA", "CAPS", "THREADS"],
+        [[x.name, x.board, x.rom, x.state, human_size(x.ram_used_bytes),
+          human_size(x.ram_quota_bytes), f"{x.cap_used}/{x.cap_quota}", str(x.threads)]
+         for x in found.components]))
+
+
+def _component_text(x: res.Component) -> str:
+    return (f"{x.name}: {x.state} on {x.board} (rom {x.rom}, RAM {human_size(x.ram_used_bytes)} "
+            f"of {human_size(x.ram_quota_bytes)}, caps {x.cap_used} of {x.cap_quota}, "
+            f"{x.threads} thread{'s' if x.threads != 1 else ''})")
+
+
+@_command(cli)
+@click.argument("component")
+@click.option("--on", "board", required=True, metavar="BOARD", help="The board to start it on.")
+@click.option("--rom", default="", help="The ROM module [default: COMPONENT].")
+@click.option("--config", "config_file", type=click.File("r"), metavar="FILE",
+              help="The component's config ROM, from FILE ('-': stdin).")
+@click.option("--ram", type=SIZE, default=0, help="RAM quota, e.g. 16M [default: the board's].")
+@click.option("--caps", type=click.IntRange(min=1),
+              help="Capability quota [default: the board's].")
+def start(settings: Settings, component: str, board: str, rom: str, config_file: Any, ram: int,
+          caps: int | None) -> None:
+    """Start COMPONENT from a ROM module on a board."""
+    text = config_file.read() if config_file else ""
+    with settings.client() as c:
+        started = c.start_component(component, board, rom=rom, ram_quota_bytes=ram,
+                                    cap_quota=caps or 0, config=text)
+    _emit(settings, {"component": message_dict(started)}, _component_text(started))
+
+
+@_command(cli)
+@click.argument("component")
+def kill(settings: Settings, component: str) -> None:
+    """Destroy COMPONENT wherever it runs."""
+    with settings.client() as c:
+        c.kill_component(component)
+    _emit(settings, {"killed": component}, f"{component}: killed")
+
+
+@_command(cli)
+@click.argument("component")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new lines, across moves, until Ctrl-C (JSON: one object "
+                   "per line).")
+@click.option("--tail", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Only the last N lines (0: all).")
+def logs(settings: Settings, component: str, follow: bool, tail: int) -> None:
+    """The LOG output of COMPONENT on the board it runs on."""
+    with settings.client() as c:
+        if follow:
+            for line in c.stream_logs(component, follow=True, tail=tail):
+                click.echo(json.dumps({"component": component, **message_dict(line)})
+                           if settings.json else line.text)
+            return
+        lines = list(c.stream_logs(component, tail=tail))
+    _emit(settings, {"component": component, "lines": [message_dict(x) for x in lines]},
+          lambda: "\n".join(x.text for x in lines) or None)
+
+
+_MODES = {"live": res.MOVE_MODE_LIVE, "stop-copy": res.MOVE_MODE_STOP_COPY}
+_OVERSHOOT = {"abort": res.OVERSHOOT_POLICY_ABORT, "accept": res.OVERSHOOT_POLICY_ACCEPT}
+
+
+@_command(cli)
+@click.argument("component")
+@click.option("--from", "source", default="", metavar="BOARD",
+              help="The board it runs on (checked) [default: wherever it runs].")
+@click.option("--to", "target", required=True, metavar="BOARD", help="The board to move it to.")
+@click.option("--mode", type=click.Choice(list(_MODES)), default="live", show_default=True,
+              help="live: pre-copy rounds while it runs; stop-copy: freeze, copy, restore.")
+@click.option("--max-downtime", type=click.IntRange(min=1), metavar="MS",
+              help="Downtime budget in milliseconds [default: the coordinator's, 300].")
+@click.option("--on-overshoot", type=click.Choice(list(_OVERSHOOT)),
+              help="When the budget cannot be met: abort (it keeps running on the source) "
+                   "or accept the longer downtime [default: abort].")
+@click.option("--link-grace", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="How long a lost link may take to come back before the move rolls back.")
+@click.option("--max-rounds", type=click.IntRange(min=1), metavar="N",
+              help="Most pre-copy rounds [default: the coordinator's, 8].")
+@click.option("--dry-run", is_flag=True, help="Only run the checks and predict; nothing moves.")
+@click.option("--detach", is_flag=True, help="Print the move's id and return at once.")
+def move(settings: Settings, component: str, source: str, target: str, mode: str,
+         max_downtime: int | None, on_overshoot: str | None, link_grace: float | None,
+         max_rounds: int | None, dry_run: bool, detach: bool) -> None:
+    """Move COMPONENT to another board while it runs.
+
+    Shows the progress on stderr, then the move's report on stdout; Ctrl-C
+    cancels the move and waits until the component runs on the source again.
+    """
+    options = res.MoveOptions(
+        mode=_MODES[mode], max_downtime_ms=max_downtime or 0,
+        on_overshoot=_OVERSHOOT[on_overshoot] if on_overshoot else 0,
+        link_grace_ms=round(link_grace * 1000) if link_grace else 0, max_rounds=max_rounds or 0)
+    with settings.client() as c:
+        if dry_run:
+            plan = c.plan_move(component, target, source_board=source, options=options)
+            _emit(settings, {"plan": message_dict(plan)}, plan_text(plan))
+            if not plan.feasible:
+                failed = [x.name for x in plan.checks if not x.passed]
+                refusal = errors.PreflightFailed(f"{component} cannot move to {target}: "
+                                                 f"{', '.join(failed) or 'not feasible'}")
+                refusal.emitted = True         # type: ignore[attr-defined] # the plan says why
+                raise refusal
+            return
+        started = c.create_move(component, target, source_board=source, options=options)
+        if detach:
+            _emit(settings, {"move": message_dict(started)}, started.id)
+            return
+        model = MoveProgressModel()
+        with open_view(model, quiet=settings.quiet) as view:
+            ended, interrupted = watch_move(c, started, view)
+    _emit(settings, {"move": message_dict(ended)}, lambda: move_text(ended))
+    _raise_unless_done(ended, interrupted)
+
+
+def _raise_unless_done(m: res.Move, interrupted: bool = False) -> None:
+    where = m.target_board if m.phase == res.MOVE_PHASE_DONE else m.source_board
+    if interrupted:
+        raise Interrupted(f"move {m.id} {phase_name(m.phase)}: {m.component} runs on {where}",
+                          emitted=True)
+    if m.phase != res.MOVE_PHASE_DONE:
+        detail = f": {m.error.message}" if m.error.message else ""
+        reason = m.error.reason or res.MovePhase.Name(m.phase).removeprefix("MOVE_PHASE_")
+        raise OperationFailed(f"move {m.id} {phase_name(m.phase)}{detail}", reason=reason,
+                              emitted=True)
+
+
+@cli.group(context_settings=CONTEXT, invoke_without_command=True, epilog=EXIT_CODES)
+@click.option("--component", default="", metavar="C", help="Only the moves of this component.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="At most this many, newest first.")
+@_output_option()
+@click.pass_context
+def moves(ctx: click.Context, component: str, limit: int) -> None:
+    """The moves, newest first; `moves show ID` shows one."""
+    if ctx.invoked_subcommand:
+        return
+    settings: Settings = ctx.obj
+    with settings.client() as c:
+        found = c.list_moves(component, limit=limit)
+    _emit(settings, {"moves": [message_dict(m) for m in found]}, lambda: table(
+        ["ID", "COMPONENT", "FROM", "TO", "PHASE", "CREATED", "DOWNTIME", "TOTAL"],
+        [[m.id, m.component, m.source_board, m.target_board, phase_name(m.phase),
+          _time(m.create_time), ms(m.downtime_ms) if m.downtime_ms else "-",
+          ms(m.total_ms) if m.total_ms else "-"] for m in found]))
+
+
+@_command(moves, "show")
+@click.argument("move_id", metavar="ID")
+def moves_show(settings: Settings, move_id: str) -> None:
+    """One move: its phase, rounds, times and outcome."""
+    with settings.client() as c:
+        found = c.get_move(move_id)
+    _emit(settings, {"move": message_dict(found)}, lambda: move_text(found))
+
+
+@_command(cli)
+@click.argument("move_id", metavar="ID")
+def cancel(settings: Settings, move_id: str) -> None:
+    """Cancel a move: the component keeps (or resumes) running on its source."""
+    with settings.client() as c:
+        found = c.cancel_move(move_id)
+    _emit(settings, {"move": message_dict(found)},
+          f"move {move_id}: cancel requested ({phase_name(found.phase)})")
+
+
+def _stored_text(x: res.StoredCheckpoint) -> str:
+    kind = f"incremental after {x.parent_id}" if x.parent_id else "full"
+    return (f"{x.component}: checkpoint {x.id} on {x.board} ({kind}, sequence {x.sequence}, "
+            f"{'frozen' if x.frozen else 'live'}, {x.pages} pages, {human_size(x.page_bytes)}, "
+            f"{human_size(x.stored_bytes)} stored)")
+
+
+@_command(cli)
+@click.argument("component")
+@click.option("--full", is_flag=True, help="A full checkpoint, not an incremental one.")
+def checkpoint(settings: Settings, component: str, full: bool) -> None:
+    """Checkpoint COMPONENT into the coordinator's store while it runs."""
+    with settings.client() as c:
+        taken = c.create_checkpoint(component, full=full)
+    _emit(settings, {"checkpoint": message_dict(taken)}, _stored_text(taken))
+
+
+@cli.group(context_settings=CONTEXT)
+def checkpoints() -> None:
+    """The coordinator's stored checkpoints."""
+
+
+@_command(checkpoints, "ls")
+@click.argument("component", required=False, default="")
+def checkpoints_ls(settings: Settings, component: str) -> None:
+    """Stored checkpoints, of every component or one."""
+    with settings.client() as c:
+        found = c.list_checkpoints(component)
+    _emit(settings, {"checkpoints": [message_dict(x) for x in found]}, lambda: table(
+        ["ID", "COMPONENT", "BOARD", "SEQ", "KIND", "CREATED", "PAGES", "STORED"],
+        [[x.id, x.component, x.board, str(x.sequence),
+          f"after {x.parent_id}" if x.parent_id else "full", _time(x.create_time),
+          str(x.pages), human_size(x.stored_bytes)] for x in found]))
+
+
+def describe_stored(stored: res.StoredCheckpoint, manifest: Message) -> dict:
+    """genode_cr.inspection's description of a stored checkpoint's manifest.
+
+    Its pages stay in the store, so the sizes are the store's and which
+    pages each dataspace carries is not known here (None).
+    """
+    described = describe(PackedCheckpoint(manifest, {}, stored.root_digest), None)
+    for dataspace in described["dataspaces"]:
+        dataspace["carried_pages"] = None
+    described["sizes"] = {"file": None, "manifest": described["sizes"]["manifest"],
+                          "pages_carried": stored.pages, "page_bytes": stored.page_bytes,
+                          "wire_bytes": stored.stored_bytes}
+    return described
+
+
+@_command(checkpoints, "inspect")
+@click.argument("checkpoint_id", metavar="ID")
+def checkpoints_inspect(settings: Settings, checkpoint_id: str) -> None:
+    """What a stored checkpoint holds: its object tree, as `genode-cr inspect` shows it."""
+    with settings.client() as c:
+        found = c.get_checkpoint(checkpoint_id)
+    described = describe_stored(found.checkpoint, found.manifest)
+    _emit(settings, {"checkpoint": message_dict(found.checkpoint), "manifest": described},
+          lambda: f"stored       {_stored_text(found.checkpoint)}, created "
+                  f"{_time(found.checkpoint.create_time)}\n{describe_text(described)}")
+
+
+@_command(checkpoints, "verify")
+@click.argument("checkpoint_id", metavar="ID")
+def checkpoints_verify(settings: Settings, checkpoint_id: str) -> None:
+    """Verify a stored checkpoint and its chain: every page against its digest."""
+    with settings.client() as c:
+        result = c.verify_checkpoint(checkpoint_id)
+    _emit(settings, message_dict(result),
+          f"checkpoint {checkpoint_id}: {'ok' if result.ok else 'FAILED'} (chain of "
+          f"{result.chain_length}, {result.pages_checked} pages checked)"
+          + (f": {result.detail}" if result.detail else ""))
+    if not result.ok:
+        raise OperationFailed(f"checkpoint {checkpoint_id} failed verification: "
+                              f"{result.detail or 'no detail'}", reason="VERIFY_FAILED",
+                              emitted=True)
+
+
+@_command(checkpoints, "rm")
+@click.argument("checkpoint_id", metavar="ID")
+def checkpoints_rm(settings: Settings, checkpoint_id: str) -> None:
+    """Delete a stored checkpoint and the incrementals that depend on it."""
+    with settings.client() as c:
+        result = c.delete_checkpoint(checkpoint_id)
+    _emit(settings, message_dict(result),
+          f"deleted {result.deleted} checkpoint{'s' if result.deleted != 1 else ''}, freed "
+          f"{human_size(result.freed_bytes)}")
+
+
+@_command(cli)
+@click.argument("checkpoint_id", metavar="CKPT_ID")
+@click.option("--to", "target", required=True, metavar="BOARD", help="The board to restore on.")
+@click.option("--name", default="", help="Restore under this name [default: the component's].")
+def restore(settings: Settings, checkpoint_id: str, target: str, name: str) -> None:
+    """Restore a stored checkpoint (and its chain) on a board: failover."""
+    with settings.client() as c:
+        result = c.restore_checkpoint(checkpoint_id, target, name=name)
+    r = result.report
+    _emit(settings, message_dict(result),
+          f"{result.component.name}: restored on {result.component.board} from "
+          f"{checkpoint_id} (chain of {r.chain_length}): {r.pages_written} pages, "
+          f"{r.caps_installed} caps installed, {len(r.translations)} badges translated, "
+          f"{r.threads} threads started")
+
+
+# --- the service's processes -------------------------------------------------------------------
+
+def _serve_logging(settings: Settings) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if settings.debug else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.option("--board-url", required=True, metavar="URL",
+              help="The board's UART: socket://HOST:PORT or a serial device.")
+@click.option("--listen", required=True, metavar="HOST:PORT", help="Serve gRPC here (port 0: any).")
+@click.option("--baud", type=click.IntRange(min=1),
+              help="The serial device's line rate (socket:// URLs ignore it).")
+@click.pass_obj
+def agent(settings: Settings, board_url: str, listen: str, baud: int | None) -> None:
+    """Run a board's agent until SIGTERM or Ctrl-C.
+
+    Prints "agent for BOARD listening on HOST:PORT" once it serves and the board answered.
+    """
+    from .agent.server import run as run_agent
+    _serve_logging(settings)
+    run_agent(board_url, listen, baud=baud)
+
+
+@cli.command("coordinator", epilog=EXIT_CODES)
+@click.option("--config", "config_file", required=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False), help="The coordinator's TOML.")
+@click.pass_obj
+def coordinator_command(settings: Settings, config_file: str) -> None:
+    """Run the coordinator until SIGTERM or Ctrl-C.
+
+    Prints "coordinator listening on HOST:PORT" once it serves.
+    """
+    from .coordinator.server import run as run_coordinator
+    loaded = config.load_coordinator_config(config_file)
+    _serve_logging(settings)
+
+    def ready(address: str) -> None:
+        click.echo(f"coordinator listening on {address}")
+        sys.stdout.flush()             # the line a supervisor (or `lab up`) waits for
+
+    run_coordinator(loaded, ready=ready)
+
+
+# --- the lab -----------------------------------------------------------------------------------
+
+@cli.group(context_settings=CONTEXT)
+def lab() -> None:
+    """A local fleet: boards, their agents and a coordinator as background processes."""
+
+
+def _lab_status(settings: Settings, current: lab_.Lab) -> dict:
+    found, error = None, ""
+    if current.coordinator:
+        try:
+            with CoordinatorClient(current.coordinator, timeout=min(settings.timeout, 5.0)) as c:
+                found = c.list_boards()
+        except errors.MigrateError as e:
+            error = f"{errors.reason_of(e)}: {e}"
+    return lab_.lab_status(current, found, error)
+
+
+def _lab_text(status: dict) -> str:
+    def alive(p: dict) -> str:
+        return "-" if p["pid"] is None else ("up" if p["alive"] else "DEAD")
+
+    c = status["coordinator"]
+    rows = [["coordinator", str(c["pid"] or "-"), alive(c), c["address"] or "-", "",
+             c["log"] or ""]]
+    for b in status["boards"]:
+        rows.append([b["name"], str(b["board"]["pid"] or "-"), alive(b["board"]), b["url"] or "-",
+                     b["health"].lower().replace("_", "-"), b["board"]["log"] or ""])
+        rows.append(["  agent", str(b["agent"]["pid"] or "-"), alive(b["agent"]),
+                     b["agent_address"] or "-", "", b["agent"]["log"] or ""])
+    lines = [table(["PROCESS", "PID", "STATE", "ADDRESS", "HEALTH", "LOG"], rows)]
+    if c["error"]:
+        lines.append(f"coordinator: {c['error']}")
+    lines.append(f"client configuration: {status['client_config'] or '-'}")
+    return "\n".join(lines)
+
+
+@_command(lab, "up")
+@click.option("--boards", "count", type=click.IntRange(min=1, max=99), default=2,
+              show_default=True, help="How many boards.")
+@click.option("--baud", type=click.IntRange(min=0), default=lab_.DEFAULT_BAUD, show_default=True,
+              help="Each board's UART line rate; 0: not paced.")
+def lab_up(settings: Settings, count: int, baud: int) -> None:
+    """Start a lab and point the client configuration at its coordinator."""
+    try:
+        started = lab_.start_lab(count, baud, report=lambda m: _note(settings, m))
+    except lab_.LabFailed as error:
+        if error.log_tail and not settings.quiet:
+            click.echo(f"last lines of {error.log}:", err=True)
+            click.echo("\n".join("  " + x for x in error.log_tail.splitlines()), err=True)
+        raise
+    status = _lab_status(settings, started)
+    _emit(settings, {"lab": status},
+          lambda: _lab_text(status) + "\n`migrate lab down` stops it.")
+
+
+@_command(lab, "status")
+def lab_status_command(settings: Settings) -> None:
+    """Each lab process (alive?), each board's health, every address."""
+    current = lab_.load_lab()
+    if current is None:
+        raise lab_.NoLab("no lab is running (`migrate lab up` starts one)")
+    status = _lab_status(settings, current)
+    _emit(settings, {"lab": status}, lambda: _lab_text(status))
+
+
+@_command(lab, "down")
+def lab_down(settings: Settings) -> None:
+    """Stop every lab process and remove the client configuration the lab wrote."""
+    try:
+        _, outcome = lab_.stop_lab(report=lambda m: _note(settings, m))
+    except lab_.NoLab:
+        _note(settings, "no lab is running")
+        _emit(settings, {"stopped": {}})
+        return
+    _emit(settings, {"stopped": outcome},
+          lambda: "\n".join(f"{name}: {how}" for name, how in outcome.items()))
+    survivors = [name for name, how in outcome.items() if how == "still running"]
+    if survivors:
+        raise OperationFailed(f"still running: {', '.join(survivors)}", emitted=True)
+
+
+# --- the edge: errors to one line and an exit code ---------------------------------------------
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split()) or "failed"
+
+
+def _report(settings: Settings, reason: str, message: str, code: int, emitted: bool = False
+            ) -> None:
+    message = _one_line(message)
+    if settings.json and not emitted:
+        with contextlib.suppress(OSError, ValueError):
+            click.echo(json.dumps({"error": {"reason": reason, "message": message,
+                                             "exit_code": code}}))
+    click.echo(f"Error: {reason}: {message}", err=True)
+
+
+def _exit_for(settings: Settings, error: BaseException) -> int:
+    """Reports ``error`` (one line on stderr; JSON on stdout with -o json); its exit code."""
+    code = exit_code_for(error)
+    if isinstance(error, click.ClickException):
+        message = error.format_message()
+        if isinstance(error, click.UsageError) and error.ctx is not None:
+            message += f" (see '{error.ctx.command_path} --help')"
+        _report(settings, "USAGE" if code == EXIT_USAGE else "FAILED", message, code)
+        return code
+    if isinstance(error, (KeyboardInterrupt, click.exceptions.Abort)):
+        _report(settings, "INTERRUPTED", "interrupted", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    if settings.debug:
+        traceback.print_exception(error)
+    if isinstance(error, (errors.MigrateError, cr_errors.GenodeCrError)):
+        _report(settings, errors.reason_of(error), str(error) or type(error).__name__, code,
+                getattr(error, "emitted", False))
+    elif isinstance(error, OSError):
+        _report(settings, "OS_ERROR", str(error), code)
+    else:
+        _report(settings, "INTERNAL", f"{type(error).__name__}: {error}", code)
+    return code
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The `migrate` command; exits with the code of the table in EXIT_CODES."""
+    cli.main(args=argv, prog_name="migrate", obj=Settings())
+    raise AssertionError("click's standalone main returns only by SystemExit")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Runs the command line ``argv`` in this process and returns its exit code."""
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
 
 
 if __name__ == "__main__":

@@ -165,18 +165,29 @@ def _subclasses(cls: type) -> list[type]:
     return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
 
 
+_CLASS_OF_STATUS: dict[str, type[MigrateError]] = {
+    "INVALID_ARGUMENT": RequestError,
+    "NOT_FOUND": NotFound,
+    "ALREADY_EXISTS": AlreadyExists,
+    "ABORTED": Conflict,
+    "FAILED_PRECONDITION": PreconditionFailed,
+    "UNAVAILABLE": Unavailable,
+    "DEADLINE_EXCEEDED": Unavailable,
+    "DATA_LOSS": DataLoss,
+    "CANCELLED": Cancelled,
+    "INTERNAL": InternalError,
+}
+
+
 def error_from_reason(reason: str, message: str, status: str = "UNKNOWN",
-                      metadata: dict[str, str] | None = None) -> Exception:
+                      metadata: dict[str, str] | None = None) -> MigrateError:
     """Rebuilds the error a peer reported, so that callers never catch grpc types.
 
-    A reason we do not know becomes the MigrateError subclass of its status."""
+    The class whose own reason it is, else the class of its status with the
+    reason kept (a board's ``ROM_MISSING`` becomes a PreconditionFailed whose
+    reason is ROM_MISSING): across gRPC every error is a MigrateError."""
     for cls in _subclasses(MigrateError):
         if cls.reason == reason:
             return cls(message, metadata=metadata)
-    for cls in _subclasses(cr_errors.GenodeCrError):
-        if cls.code.upper() == reason:
-            return cls(message)
-    for cls in _subclasses(MigrateError):
-        if cls.status == status and cls.__bases__[0] in (MigrateError,):
-            return cls(message, reason=reason or None, metadata=metadata)
-    return MigrateError(message, reason=reason or None, metadata=metadata)
+    cls = _CLASS_OF_STATUS.get(status, MigrateError)
+    return cls(message, reason=reason or None, metadata=metadata)

@@ -172,8 +172,15 @@ class _Capture:
                            module=child.rom.name, dataspace=self.ref(binary))
         attached = {a.dataspace.badge: a.dataspace for r in pd.region_maps()
                     for a in r.attachments.values()}
-        rom_dataspaces = [ds for ds in attached.values() if ds.ds_kind is DataspaceKind.ROM]
-        m.dataspaces.extend(self.dataspace(ds) for ds in [*pd.dataspaces, *rom_dataspaces])
+        roms = {b: ds for b, ds in attached.items() if ds.ds_kind is DataspaceKind.ROM}
+        # A ROM dataspace the child received but has not attached still has
+        # a slot in its capability space, so the restore must recreate it too.
+        for record in child.sessions.values():
+            if isinstance(record.session, RomSession):
+                ds = record.session.dataspace()[0]
+                roms.setdefault(ds.badge, ds)
+        m.dataspaces.extend(self.dataspace(ds) for ds in [*pd.dataspaces, *roms.values()])
+        m.config = child.config.data
         return m
 
 

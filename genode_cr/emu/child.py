@@ -10,16 +10,21 @@ from typing import TYPE_CHECKING
 from . import abi
 from .capability import BadgeAllocator, ComponentError, RpcObject, rpc
 from .cpu import CpuSession, Thread, ThreadState
+from .memory import Dataspace
 from .pd import ProtectionDomain
-from .services import LogSession, RmSession, RomModule, RomSession, TimerSession
+from .services import LogSession, RmSession, RomModule, RomSession, TimerSession, rom_dataspace
 
 if TYPE_CHECKING:
     from .board import Board
 
-__all__ = ["Child", "ChildState", "Parent", "SessionRecord", "BINARY_ROM_SESSION_ID"]
+__all__ = ["Child", "ChildState", "Parent", "SessionRecord", "BINARY_ROM_SESSION_ID",
+           "CONFIG_ROM"]
 
 #: The parent opens the binary's ROM session itself; it has no client id.
 BINARY_ROM_SESSION_ID = 0
+#: The ROM module each child gets from its parent rather than from core: its
+#: own configuration, as Genode's init serves a child's <config> node.
+CONFIG_ROM = "config"
 
 
 class ChildState(enum.Enum):
@@ -69,10 +74,15 @@ class Parent(RpcObject):
 
 
 class Child:
-    def __init__(self, board: Board, name: str, rom: RomModule, ram_quota: int, cap_quota: int):
+    def __init__(self, board: Board, name: str, rom: RomModule, ram_quota: int, cap_quota: int,
+                 config: bytes = b""):
         self.board = board
         self.name = name
         self.rom = rom
+        # Served by the parent, so neither in board.roms nor paid from the
+        # child's quota; a child started without a config sees an empty one.
+        self.config = RomModule(CONFIG_ROM, bytes(config))
+        self.config_dataspace = rom_dataspace(board.kernel.badges, self.config)
         self.pd = ProtectionDomain(board.kernel, name, ram_quota, cap_quota)
         self.pd.cap_used += 1   # the PD session itself
         self.parent = self.pd.create(Parent, self)
@@ -112,8 +122,10 @@ class Child:
         if service == "RM":
             return pd.create(RmSession, pd)
         if service == "ROM":
-            module = board.rom(_label(args))
-            return pd.create(RomSession, module, board.rom_dataspace(module.name))
+            # The parent serves "config" itself, before asking core's ROM service.
+            label = _label(args)
+            module = self.config if label == CONFIG_ROM else board.rom(label)
+            return pd.create(RomSession, module, self.rom_dataspace(module.name))
         raise ComponentError(abi.E_SERVICE_DENIED, f"service {service!r} is not offered")
 
     # --- life cycle ----------------------------------------------------------------
@@ -146,8 +158,15 @@ class Child:
             thread.release()
         self.board.log_line(self.name, f"[cr] {self.name} exited with code {code}")
 
+    def rom_dataspace(self, module: str) -> Dataspace:
+        """The dataspace a ROM session of this child for ``module`` hands out."""
+        if module == CONFIG_ROM:
+            return self.config_dataspace
+        return self.board.rom_dataspace(module)
+
     def destroy(self) -> None:
         self.pd.destroy()
+        self.config_dataspace.destroy()
 
 
 def _label(args: str) -> str:

@@ -7,11 +7,11 @@ chains through the invalid-dataspace path (see restore.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from ..checkpoint import Checkpoint
 from ..errors import InsufficientQuota, NameInUse, RequestError, RomMissing, UnknownComponent
+from ..model import ComponentInfo
 from . import abi
 from .capability import ComponentError
 from .capture import capture
@@ -22,22 +22,13 @@ from .restore import RestoreReport, Restorer, restore_chain
 if TYPE_CHECKING:
     from .board import Board
 
-__all__ = ["ComponentInfo", "CrComponent", "DEFAULT_CAP_QUOTA", "DEFAULT_RAM_QUOTA"]
+__all__ = ["ComponentInfo", "CrComponent", "DEFAULT_CAP_QUOTA", "DEFAULT_RAM_QUOTA",
+           "MAX_CONFIG_SIZE"]
 
 DEFAULT_RAM_QUOTA = 16 << 20
 DEFAULT_CAP_QUOTA = 300
-
-
-@dataclass(frozen=True)
-class ComponentInfo:
-    name: str
-    rom: str
-    state: str
-    ram_quota: int
-    ram_used: int
-    cap_quota: int
-    cap_used: int
-    threads: int
+#: A config is a handful of settings; anything near this is a mistake.
+MAX_CONFIG_SIZE = 64 << 10
 
 
 class CrComponent:
@@ -53,8 +44,15 @@ class CrComponent:
             raise UnknownComponent(f"no component named {name!r} on {self.board.name}") from None
 
     def start(self, name: str, rom: str | None = None, *, ram_quota: int = DEFAULT_RAM_QUOTA,
-              cap_quota: int = DEFAULT_CAP_QUOTA) -> ComponentInfo:
+              cap_quota: int = DEFAULT_CAP_QUOTA, config: str | bytes = b"") -> ComponentInfo:
+        """Starts ``name`` from ROM ``rom``; ``config`` becomes the content of
+        the child's own "config" ROM module (text is stored as UTF-8)."""
         rom = rom or name
+        if isinstance(config, str):
+            config = config.encode()
+        if len(config) > MAX_CONFIG_SIZE:
+            raise RequestError(f"the config of {name} has {len(config)} bytes, more than "
+                               f"{MAX_CONFIG_SIZE}")
         if name in self.children:
             raise NameInUse(f"a component named {name!r} already runs on {self.board.name}")
         module = self.board.roms.get(rom)
@@ -63,7 +61,7 @@ class CrComponent:
         if ram_quota > self.board.free_ram or cap_quota > self.board.free_caps:
             raise InsufficientQuota(f"board {self.board.name} cannot give {name} {ram_quota} "
                                     f"bytes and {cap_quota} caps")
-        child = Child(self.board, name, module, ram_quota, cap_quota)
+        child = Child(self.board, name, module, ram_quota, cap_quota, config)
         try:
             pd = child.pd
             image = load_elf(pd, module.data, child.binary_rom, child.parent.badge)

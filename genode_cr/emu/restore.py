@@ -21,16 +21,16 @@ step, destroys what was built, so the board is left as it was.
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from ..checkpoint import Checkpoint, order_chain
 from ..errors import (BrokenChain, CheckpointCorrupt, InsufficientQuota, NameInUse, RequestError,
                       RomMismatch, RomMissing, WrongArch)
+from ..model import RestoreReport, Translation
 from ..v1 import checkpoint_pb2 as pb
 from . import abi
 from .capability import ComponentError, KernelObject
-from .child import BINARY_ROM_SESSION_ID, Child, SessionRecord
+from .child import BINARY_ROM_SESSION_ID, CONFIG_ROM, Child, SessionRecord
 from .cpu import CpuState, Thread, ThreadState
 from .memory import Dataspace, RegionMap
 from .services import RmSession, TimerSession
@@ -52,39 +52,6 @@ COMMIT_STEPS = (
 )
 RESTORE_STEPS = STAGE_STEPS + COMMIT_STEPS
 SKIPPABLE = frozenset({"translate_badges", "rebind_irqs", "rearm_timers", "recreate_native_caps"})
-
-
-@dataclass(frozen=True)
-class Translation:
-    kind: str
-    old_badge: int
-    new_badge: int
-    kcap: int
-
-
-@dataclass
-class RestoreReport:
-    component: str
-    checkpoint_id: str
-    chain_length: int
-    translations: list[Translation] = field(default_factory=list)
-    caps_installed: int = 0
-    cap_map_entries_translated: int = 0
-    cap_map_entries_unknown: int = 0
-    parent_cap_rewritten: bool = False
-    dataspaces: int = 0
-    pages_written: int = 0
-    bytes_written: int = 0
-    threads: int = 0
-    irqs_rebound: int = 0
-    rpc_gates: int = 0
-    timers_rearmed: int = 0
-    rounds: int = 0
-    steps: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Restorer:
@@ -129,6 +96,10 @@ class Restorer:
         if module.digest != m.rom.digest:
             raise RomMismatch(f"ROM {m.rom.name!r} on {board.name} differs from the checkpointed "
                               f"one ({module.digest.hex()[:16]} != {m.rom.digest.hex()[:16]})")
+        for session in m.rom_sessions:      # "config" travels in the manifest
+            if session.module != CONFIG_ROM and session.module not in board.roms:
+                raise RomMissing(f"board {board.name} has no ROM {session.module!r}, which "
+                                 f"{self.name} has a session for")
         free_ram, free_caps = board.free_ram, board.free_caps
         if m.pd.ram_quota > free_ram or m.pd.cap_quota > free_caps:
             raise InsufficientQuota(
@@ -148,6 +119,8 @@ class Restorer:
                 f"expected {'a full checkpoint' if not expected else expected}")
         if self.manifest is not None and checkpoint.component != self.manifest.component:
             raise BrokenChain("checkpoints of different components")
+        if self.manifest is not None and checkpoint.manifest.config != self.manifest.config:
+            raise BrokenChain("checkpoints of one chain disagree about the component's config")
         missing = checkpoint.referenced_digests() - self.pages.keys() - checkpoint.pages.keys()
         if missing:
             raise BrokenChain(f"{len(missing)} page(s) referenced by {checkpoint.id} are in no "
@@ -231,7 +204,7 @@ class Restorer:
         m = self.manifest
         assert m is not None
         child = self.child = Child(self.board, self.name, self.board.roms[m.rom.name],
-                                   m.pd.ram_quota, m.pd.cap_quota)
+                                   m.pd.ram_quota, m.pd.cap_quota, m.config)
         self.board.cr.staged.append(child)
         child.cap_map_addr, child.cap_map_entries = m.cap_map_addr, m.cap_map_entries
         child.parent_cap_addr = m.parent_cap_addr
@@ -279,11 +252,16 @@ class Restorer:
             assert isinstance(ds, Dataspace)
             self.child.pd.free(ds)
             del self.written[badge], self.kinds[badge], self.kcaps[badge]
+        # A ROM dataspace is the target's dataspace of the module the child's
+        # ROM session named (the child's own for "config"); one no session
+        # names is the binary's.
+        modules = {r.dataspace.badge: r.module for r in self.manifest.rom_sessions}
         for ds in self.manifest.dataspaces:
             if ds.ref.badge in self.objects:
                 continue
             if ds.kind == pb.DATASPACE_ROM:
-                self._map("rom_dataspace", ds.ref, self.board.rom_dataspace(self.manifest.rom.name))
+                module = modules.get(ds.ref.badge, self.manifest.rom.name)
+                self._map("rom_dataspace", ds.ref, self.child.rom_dataspace(module))
             else:
                 self._map("dataspace", ds.ref, self.child.pd.alloc_ram(ds.size))
                 self.written[ds.ref.badge] = [b""] * (ds.size // abi.PAGE_SIZE)
@@ -437,6 +415,10 @@ def restore_chain(board: Board, checkpoints: Iterable[Checkpoint], *, name: str 
                   skip: Iterable[str] = ()) -> tuple[Child, RestoreReport]:
     """Restores a full checkpoint and its incrementals, given in any order."""
     restorer = Restorer(board, name=name, skip=skip)
-    for checkpoint in order_chain(checkpoints):
-        restorer.stage(checkpoint)
-    return restorer.commit()
+    try:
+        for checkpoint in order_chain(checkpoints):
+            restorer.stage(checkpoint)
+        return restorer.commit()
+    except BaseException:
+        restorer.abort()        # a round refused after the first leaves nothing staged
+        raise

@@ -82,16 +82,18 @@ class ComponentList(_message.Message):
     def __init__(self, components: _Optional[_Iterable[_Union[ComponentInfo, _Mapping]]] = ...) -> None: ...
 
 class StartRequest(_message.Message):
-    __slots__ = ("name", "rom", "ram_quota", "cap_quota")
+    __slots__ = ("name", "rom", "ram_quota", "cap_quota", "config")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROM_FIELD_NUMBER: _ClassVar[int]
     RAM_QUOTA_FIELD_NUMBER: _ClassVar[int]
     CAP_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     name: str
     rom: str
     ram_quota: int
     cap_quota: int
-    def __init__(self, name: _Optional[str] = ..., rom: _Optional[str] = ..., ram_quota: _Optional[int] = ..., cap_quota: _Optional[int] = ...) -> None: ...
+    config: str
+    def __init__(self, name: _Optional[str] = ..., rom: _Optional[str] = ..., ram_quota: _Optional[int] = ..., cap_quota: _Optional[int] = ..., config: _Optional[str] = ...) -> None: ...
 
 class ComponentRequest(_message.Message):
     __slots__ = ("name",)

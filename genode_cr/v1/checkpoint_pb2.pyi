@@ -249,7 +249,7 @@ class RomModule(_message.Message):
     def __init__(self, name: _Optional[str] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
 
 class Manifest(_message.Message):
-    __slots__ = ("format_version", "board", "arch", "kernel", "component", "id", "parent_id", "sequence", "taken_at_us", "frozen", "rom", "page_size", "tracking_unit_pages", "cap_map_addr", "cap_map_entries", "parent_cap_addr", "parent", "pd", "cpu", "log_sessions", "timer_sessions", "rm_sessions", "rom_sessions", "dataspaces")
+    __slots__ = ("format_version", "board", "arch", "kernel", "component", "id", "parent_id", "sequence", "taken_at_us", "frozen", "rom", "page_size", "tracking_unit_pages", "cap_map_addr", "cap_map_entries", "parent_cap_addr", "parent", "pd", "cpu", "log_sessions", "timer_sessions", "rm_sessions", "rom_sessions", "dataspaces", "config")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     BOARD_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class Manifest(_message.Message):
     RM_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     ROM_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     DATASPACES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     board: str
     arch: str
@@ -298,7 +299,8 @@ class Manifest(_message.Message):
     rm_sessions: _containers.RepeatedCompositeFieldContainer[RmSession]
     rom_sessions: _containers.RepeatedCompositeFieldContainer[RomSession]
     dataspaces: _containers.RepeatedCompositeFieldContainer[Dataspace]
-    def __init__(self, format_version: _Optional[int] = ..., board: _Optional[str] = ..., arch: _Optional[str] = ..., kernel: _Optional[str] = ..., component: _Optional[str] = ..., id: _Optional[str] = ..., parent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., taken_at_us: _Optional[int] = ..., frozen: _Optional[bool] = ..., rom: _Optional[_Union[RomModule, _Mapping]] = ..., page_size: _Optional[int] = ..., tracking_unit_pages: _Optional[int] = ..., cap_map_addr: _Optional[int] = ..., cap_map_entries: _Optional[int] = ..., parent_cap_addr: _Optional[int] = ..., parent: _Optional[_Union[ObjectRef, _Mapping]] = ..., pd: _Optional[_Union[PdSession, _Mapping]] = ..., cpu: _Optional[_Union[CpuSession, _Mapping]] = ..., log_sessions: _Optional[_Iterable[_Union[LogSession, _Mapping]]] = ..., timer_sessions: _Optional[_Iterable[_Union[TimerSession, _Mapping]]] = ..., rm_sessions: _Optional[_Iterable[_Union[RmSession, _Mapping]]] = ..., rom_sessions: _Optional[_Iterable[_Union[RomSession, _Mapping]]] = ..., dataspaces: _Optional[_Iterable[_Union[Dataspace, _Mapping]]] = ...) -> None: ...
+    config: bytes
+    def __init__(self, format_version: _Optional[int] = ..., board: _Optional[str] = ..., arch: _Optional[str] = ..., kernel: _Optional[str] = ..., component: _Optional[str] = ..., id: _Optional[str] = ..., parent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., taken_at_us: _Optional[int] = ..., frozen: _Optional[bool] = ..., rom: _Optional[_Union[RomModule, _Mapping]] = ..., page_size: _Optional[int] = ..., tracking_unit_pages: _Optional[int] = ..., cap_map_addr: _Optional[int] = ..., cap_map_entries: _Optional[int] = ..., parent_cap_addr: _Optional[int] = ..., parent: _Optional[_Union[ObjectRef, _Mapping]] = ..., pd: _Optional[_Union[PdSession, _Mapping]] = ..., cpu: _Optional[_Union[CpuSession, _Mapping]] = ..., log_sessions: _Optional[_Iterable[_Union[LogSession, _Mapping]]] = ..., timer_sessions: _Optional[_Iterable[_Union[TimerSession, _Mapping]]] = ..., rm_sessions: _Optional[_Iterable[_Union[RmSession, _Mapping]]] = ..., rom_sessions: _Optional[_Iterable[_Union[RomSession, _Mapping]]] = ..., dataspaces: _Optional[_Iterable[_Union[Dataspace, _Mapping]]] = ..., config: _Optional[bytes] = ...) -> None: ...
 
 class Page(_message.Message):
     __slots__ = ("digest", "compression", "data")

@@ -22,6 +22,12 @@ size_t strlen(const char *s)
 	return n;
 }
 
+int strcmp(const char *a, const char *b)
+{
+	while (*a && *a == *b) { a++; b++; }
+	return (unsigned char)*a - (unsigned char)*b;
+}
+
 /* libgcc's division helpers raise SIGFPE on division by zero. */
 int raise(int sig)
 {

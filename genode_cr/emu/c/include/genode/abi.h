@@ -61,6 +61,7 @@
 #define SESSION_ID_PD        1
 #define SESSION_ID_CPU       2
 #define SESSION_ID_LOG       3
+#define SESSION_ID_CONFIG    4   /* the ROM session of the component's "config" module */
 
 /* PD session */
 #define PD_ALLOC             1   /* r2 size -> ds cap, r1 size */

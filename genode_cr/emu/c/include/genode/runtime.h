@@ -47,6 +47,7 @@ unsigned rm_attach(cap_t region_map, cap_t ds, unsigned local_addr, unsigned fla
 void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
 size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
 
 /* --- LOG --------------------------------------------------------------- */
 void log(const char *fmt, ...);   /* %u %d %x %08x %s, one line per call */
@@ -82,6 +83,27 @@ typedef unsigned (*rpc_handler)(unsigned opcode, unsigned arg, unsigned *result)
 struct entrypoint { cap_t thread; cap_t object; rpc_handler handler; };
 unsigned entrypoint_manage(struct entrypoint *ep, cap_t thread, rpc_handler handler);
 void entrypoint_serve(struct entrypoint *ep);   /* never returns */
+
+/* --- config ROM ---------------------------------------------------------
+ * The parent hands each component a ROM module named "config", as Genode's
+ * init hands a child its <config> node; a component started without one
+ * gets an empty module. Format (ours, not XML): settings `key = value`,
+ * separated by newlines or ';'; blanks around keys and values are ignored,
+ * '#' starts a comment that runs to the end of the line, the first setting
+ * of a key wins. Integers are decimal or 0x-hex with an optional sign and at
+ * most 32 bits (a hex value above 0x7fffffff comes back as its bit pattern).
+ *
+ * The module is requested on first use (Parent::session "ROM",
+ * label="config", client id SESSION_ID_CONFIG) and attached read-only; every
+ * lookup parses the attached module again, so a lookup after a restore reads
+ * the module the restore recreated. */
+unsigned config_init(void);        /* E_OK, or why there is no config */
+int      config_int(const char *key, int dflt);
+/* Copies the value of key into buf (NUL-terminated, truncated to size - 1);
+ * returns 1 if the key is set, 0 otherwise (buf untouched). */
+unsigned config_str(const char *key, char *buf, unsigned size);
+/* FNV-1a (32 bit) over the module's bytes; 0 if there is no config. */
+unsigned config_digest(void);
 
 /* Provided by each component. */
 void component_main(void);

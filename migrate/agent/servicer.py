@@ -1,0 +1,109 @@
+"""The agent's gRPC servicer: requests in, AgentService calls, protobuf out.
+
+Conversion is ``migrate.convert``'s and error mapping ``rpc.map_errors``';
+nothing else happens here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from genode_cr import wire
+
+from .. import convert, errors
+from ..rpc import map_errors
+from ..v1 import agent_pb2 as apb
+from ..v1 import agent_pb2_grpc
+from ..v1 import resources_pb2 as rpb
+from .service import AgentService
+
+__all__ = ["AgentServicer"]
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, service: AgentService, *, address: str = ""):
+        self.service = service
+        self.address = address          # host:port we listen on, for GetBoard
+
+    def _component(self, info) -> rpb.Component:  # type: ignore[no-untyped-def]
+        return convert.component_to_pb(info, self.service.board_name)
+
+    @map_errors
+    async def GetBoard(self, request, context):
+        status = await self.service.board()
+        health = rpb.BOARD_HEALTH_SERVING if status.healthy else rpb.BOARD_HEALTH_NOT_SERVING
+        return apb.AgentServiceGetBoardResponse(board=convert.board_to_pb(
+            status.info, health=health, detail=status.detail, agent_address=self.address))
+
+    @map_errors
+    async def ListComponents(self, request, context):
+        components = await self.service.components()
+        return apb.AgentServiceListComponentsResponse(
+            components=[self._component(c) for c in components])
+
+    @map_errors
+    async def StartComponent(self, request, context):
+        info = await self.service.start(request.name, request.rom,
+                                        ram_quota=request.ram_quota_bytes,
+                                        cap_quota=request.cap_quota, config=request.config,
+                                        generation=request.generation)
+        return apb.AgentServiceStartComponentResponse(component=self._component(info))
+
+    @map_errors
+    async def PauseComponent(self, request, context):
+        info = await self.service.pause(request.name, generation=request.generation)
+        return apb.AgentServicePauseComponentResponse(component=self._component(info))
+
+    @map_errors
+    async def ResumeComponent(self, request, context):
+        info = await self.service.resume(request.name, generation=request.generation)
+        return apb.AgentServiceResumeComponentResponse(component=self._component(info))
+
+    @map_errors
+    async def KillComponent(self, request, context):
+        await self.service.kill(request.name, generation=request.generation)
+        return apb.AgentServiceKillComponentResponse()
+
+    @map_errors
+    async def StreamLogs(self, request, context):
+        board = self.service.board_name
+        async for batch in self.service.logs(request.name, from_index=request.from_index,
+                                             follow=request.follow):
+            yield convert.log_batch_to_pb(batch, board)
+
+    @map_errors
+    async def Checkpoint(self, request, context):
+        async for part in self.service.checkpoint(request.name, since_id=request.since_id,
+                                                  freeze=request.freeze,
+                                                  generation=request.generation):
+            yield convert.checkpoint_part_to_pb(part)
+
+    @map_errors
+    async def BeginRestore(self, request, context):
+        session = await self.service.begin_restore(request.name)
+        return apb.AgentServiceBeginRestoreResponse(session=session)
+
+    @map_errors
+    async def StageCheckpoint(self, request_iterator, context):
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None:
+            raise errors.RequestError("an empty StageCheckpoint stream")
+        async with contextlib.aclosing(convert.stage_parts_from_pb(first, requests)) as parts:
+            done = await self.service.stage(first.session, parts)
+        return apb.AgentServiceStageCheckpointResponse(rounds=done.rounds,
+                                                       pages_written=done.pages_written)
+
+    @map_errors
+    async def CommitRestore(self, request, context):
+        report, component = await self.service.commit_restore(request.session,
+                                                              generation=request.generation)
+        response = apb.AgentServiceCommitRestoreResponse(report=wire.report_to_pb(report))
+        if component is not None:
+            response.component.CopyFrom(self._component(component))
+        return response
+
+    @map_errors
+    async def AbortRestore(self, request, context):
+        await self.service.abort_restore(request.session)
+        return apb.AgentServiceAbortRestoreResponse()

@@ -1,0 +1,593 @@
+"""The move engine: one component from a source board to a target board.
+
+    preflight -> pre-copy rounds -> stop-and-copy -> commit -> confirm -> done
+                      \\______________ any failure ____________/
+                                       target aborts, source resumes -> rolled back
+
+Pre-copy streams checkpoints from the source agent to the target agent while
+the component runs; the target stages each round as it arrives, so the
+downtime is the final delta only. ``policy.decide`` says when to stop. The
+source is frozen only for the final round; the component is killed on the
+source only after the target has committed and reports it running (libvirt's
+Confirm). Each step that changes a board is journalled before it is taken,
+so a restarted coordinator knows whether the source was frozen and whether
+the commit was sent, and finishes the move or rolls it back (``recover``).
+
+Ownership generations fence stale copies: the commit and the source's kill
+carry generation + 1, so an agent that saw them refuses anything older; a
+source that could not be reached at the end keeps a fence in the store and is
+killed when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import AsyncIterator, Protocol
+
+from genode_cr.checkpoint import PAGE_SIZE
+from genode_cr.v1 import board_pb2 as bpb
+
+from .. import errors
+from ..v1 import resources_pb2 as rpb
+from . import policy
+from .agents import AgentClient
+from .fleet import Fleet
+from .model import Move, MoveOptions, Round
+
+__all__ = ["MoveEngine", "MoveMetrics", "Preflight"]
+
+log = logging.getLogger(__name__)
+
+#: How often a running move's progress is written to the store (phases are
+#: written at once); watchers see every chunk.
+SAVE_INTERVAL = 1.0
+#: Attempts to settle an ambiguous commit or a rollback before giving up and
+#: leaving the work to the board's fence.
+SETTLE_INTERVAL = 0.5
+
+
+class MoveMetrics(Protocol):
+    def move_finished(self, move: Move) -> None: ...
+
+
+class Preflight:
+    """The checks a move must pass, with what each found."""
+
+    def __init__(self) -> None:
+        self.checks: list[rpb.PreflightCheck] = []
+
+    def check(self, name: str, passed: bool, detail: str) -> bool:
+        self.checks.append(rpb.PreflightCheck(name=name, passed=passed, detail=detail))
+        return passed
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def failure(self) -> errors.PreflightFailed:
+        failed = [c for c in self.checks if not c.passed]
+        return errors.PreflightFailed(
+            "preflight failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+            metadata={"check": failed[0].name} if failed else {})
+
+
+class MoveEngine:
+    def __init__(self, fleet: Fleet, store, *, metrics: MoveMetrics | None = None):
+        self.fleet = fleet
+        self.store = store
+        self.metrics = metrics
+        self._moves: dict[str, Move] = {}          # moves in progress, by id
+        self._moving: dict[str, str] = {}          # component -> move id
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._events: dict[str, asyncio.Event] = {}
+        self._last_save: dict[str, float] = {}
+        self._taken_at: dict[str, int] = {}        # board time of each move's last capture
+
+    # --- ownership ----------------------------------------------------------------------
+
+    def generation(self, component: str) -> int:
+        owner = self.store.owner(component)
+        return owner.generation if owner else 0
+
+    async def locate(self, component: str) -> str:
+        """The board the component runs on: the owner record, else a search."""
+        owner = self.store.owner(component)
+        if owner is not None:
+            return owner.board
+        found = []
+        for state in self.fleet.boards.values():
+            if not state.serving:
+                continue
+            with contextlib.suppress(errors.MigrateError):
+                if await state.agent.find(component) is not None:
+                    found.append(state.name)
+        if not found:
+            raise errors.NotFound(f"component {component!r} runs on no reachable board",
+                                  reason="UNKNOWN_COMPONENT")
+        if len(found) > 1:
+            raise errors.PreconditionFailed(
+                f"component {component!r} runs on {', '.join(found)}: stop all but one",
+                reason="AMBIGUOUS_COMPONENT")
+        self.store.set_owner(component, found[0], 1)
+        return found[0]
+
+    def moving(self, component: str) -> str | None:
+        return self._moving.get(component)
+
+    # --- preflight and plan -------------------------------------------------------------
+
+    async def preflight(self, component: str, source: str, target: str,
+                        options: MoveOptions) -> tuple[Preflight, rpb.Component | None,
+                                                       rpb.Board | None]:
+        if source == target:
+            raise errors.RequestError(f"{component} already runs on {source}: source and "
+                                      "target are the same board", reason="SAME_BOARD")
+        if options.mode not in ("live", "stop-copy"):
+            raise errors.RequestError(f"unknown mode {options.mode!r}")
+        src_state, dst_state = self.fleet.board(source), self.fleet.board(target)
+        checks = Preflight()
+        boards: dict[str, rpb.Board] = {}
+        for state in (src_state, dst_state):
+            try:
+                board = await state.agent.get_board(timeout=5.0)
+            except errors.MigrateError as error:
+                checks.check(f"{state.name} healthy", False, str(error))
+                continue
+            if checks.check(f"{state.name} healthy", board.health == rpb.BOARD_HEALTH_SERVING,
+                            board.health_detail or "agent and board link serving"):
+                boards[state.name] = board
+        if len(boards) < 2:
+            return checks, None, None
+        src, dst = boards[source], boards[target]
+        checks.check("arch", src.arch == dst.arch, f"{src.arch} -> {dst.arch}")
+        checks.check("kernel", src.kernel == dst.kernel, f"{src.kernel} -> {dst.kernel}")
+        checks.check("protocol", src.protocol_version == dst.protocol_version,
+                     f"board protocol {src.protocol_version} -> {dst.protocol_version}")
+        comp = await src_state.agent.find(component)
+        if comp is None:
+            raise errors.NotFound(f"no component {component!r} on {source}",
+                                  reason="UNKNOWN_COMPONENT")
+        checks.check("state", comp.state in ("running", "paused"),
+                     f"{component} is {comp.state} on {source}")
+        rom_src = next((r for r in src.roms if r.name == comp.rom), None)
+        rom_dst = next((r for r in dst.roms if r.name == comp.rom), None)
+        if rom_dst is None:
+            checks.check("rom", False, f"{target} has no ROM {comp.rom!r}")
+        else:
+            same = rom_src is not None and rom_src.digest == rom_dst.digest
+            checks.check("rom", same, f"ROM {comp.rom!r} " + (
+                f"identical (sha256 {rom_dst.digest.hex()[:12]})" if same else
+                f"differs: {source} {rom_src.digest.hex()[:12] if rom_src else '?'}, "
+                f"{target} {rom_dst.digest.hex()[:12]}"))
+        checks.check("ram", dst.ram_free_bytes >= comp.ram_quota_bytes,
+                     f"{comp.ram_quota_bytes} bytes needed, {dst.ram_free_bytes} free on {target}")
+        checks.check("caps", dst.caps_free >= comp.cap_quota,
+                     f"{comp.cap_quota} caps needed, {dst.caps_free} free on {target}")
+        clash = await dst_state.agent.find(component)
+        checks.check("name", clash is None, f"{target} already runs a {component!r}"
+                     if clash else f"{component!r} is free on {target}")
+        return checks, comp, src
+
+    async def plan(self, component: str, source: str, target: str,
+                   options: MoveOptions) -> rpb.MovePlan:
+        source = source or await self.locate(component)
+        checks, comp, src = await self.preflight(component, source, target, options)
+        plan = rpb.MovePlan(component=component, source_board=source, target_board=target,
+                            checks=checks.checks, feasible=checks.passed)
+        if comp is None or src is None:
+            return plan
+        goodput, dirty, working_set, basis = self._history(component, src)
+        ram = comp.ram_used_bytes
+        if options.mode == "stop-copy":
+            dirty = 0
+        prediction = policy.predict(ram, goodput, dirty, working_set_bytes=working_set,
+                                    max_downtime_ms=options.max_downtime_ms,
+                                    max_rounds=options.max_rounds)
+        plan.ram_bytes = ram
+        plan.goodput_bytes_per_s = int(goodput)
+        plan.dirty_rate_bytes_per_s = int(dirty)
+        plan.predicted_total_ms = prediction.total_ms
+        plan.predicted_downtime_ms = (prediction.stop_copy_downtime_ms
+                                      if options.mode == "stop-copy" else prediction.downtime_ms)
+        plan.stop_copy_downtime_ms = prediction.stop_copy_downtime_ms
+        plan.prediction_basis = f"{basis}; {prediction.basis}"
+        return plan
+
+    def _history(self, component: str, source: rpb.Board
+                 ) -> tuple[float, float, int | None, str]:
+        """Goodput, dirty rate and working set from the last finished move of
+        the component, else the source line's rate and no writes known."""
+        for doc in self.store.list_moves(component=component, limit=20):
+            move = Move.from_document(doc)
+            if move.phase == "done" and move.rounds:
+                rate = policy.goodput(_round_stats(move.rounds))
+                deltas = [r for r in move.rounds if r.index > 0]
+                dirty = max((r.dirty_rate for r in deltas), default=0)
+                working_set = max((r.page_bytes for r in deltas), default=None)
+                return rate, dirty, working_set, f"measured by move {move.id}"
+        baud = source.baud or 921600
+        # 10 bits a byte on the UART; pages travel compressed, assume none.
+        return baud / 10, 0.0, None, (f"line rate of {baud} baud, dirty rate unknown "
+                                      "(no earlier move of this component)")
+
+    # --- creating, watching, cancelling -------------------------------------------------
+
+    async def create(self, component: str, source: str, target: str,
+                     options: MoveOptions) -> Move:
+        if component in self._moving:
+            raise errors.AlreadyMoving(f"{component} is already moving "
+                                       f"(move {self._moving[component]})",
+                                       metadata={"move": self._moving[component]})
+        move = Move(id=uuid.uuid4().hex[:12], component=component, source=source,
+                    target=target, options=options)
+        self._moving[component] = move.id            # reserved before the first await
+        try:
+            move.source = source = source or await self.locate(component)
+            self.fleet.board(target)
+            move.enter("preflight")
+            checks, _, _ = await self.preflight(component, source, target, options)
+            if not checks.passed:
+                raise checks.failure()
+        except BaseException:
+            del self._moving[component]
+            raise
+        move.generation = self.generation(component) or 1
+        self._moves[move.id] = move
+        self._save(move, ("created", {"source": source, "target": target,
+                                      "options": move.to_document()["options"]}))
+        self._tasks[move.id] = asyncio.create_task(self._run(move), name=f"move {move.id}")
+        return move
+
+    def get(self, move_id: str) -> Move:
+        if move_id in self._moves:
+            return self._moves[move_id]
+        doc = self.store.get_move(move_id)
+        if doc is None:
+            raise errors.NotFound(f"no move {move_id!r}", reason="UNKNOWN_MOVE")
+        return Move.from_document(doc)
+
+    def list(self, *, component: str | None = None, limit: int = 50,
+             before: str | None = None) -> list[Move]:
+        docs = self.store.list_moves(component=component, limit=limit, before=before)
+        return [self._moves.get(d["id"]) or Move.from_document(d) for d in docs]
+
+    async def watch(self, move_id: str) -> AsyncIterator[Move]:
+        move = self.get(move_id)
+        yield move
+        while not move.terminal and move_id in self._moves:
+            event = self._events.setdefault(move_id, asyncio.Event())
+            await event.wait()
+            move = self.get(move_id)
+            yield move
+
+    async def cancel(self, move_id: str) -> Move:
+        move = self.get(move_id)
+        if move.terminal:
+            raise errors.PreconditionFailed(f"move {move_id} already ended ({move.phase})",
+                                            reason="MOVE_ENDED")
+        move.cancel_requested = True
+        self._save(move, ("cancel requested", {}))
+        return move
+
+    async def wait(self, move_id: str) -> Move:
+        task = self._tasks.get(move_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        return self.get(move_id)
+
+    async def close(self) -> None:
+        """Stops driving moves; the journal lets the next coordinator finish them."""
+        for task in self._tasks.values():
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _notify(self, move: Move) -> None:
+        event = self._events.pop(move.id, None)
+        if event is not None:
+            event.set()
+
+    def _save(self, move: Move, journal: tuple[str, dict] | None = None) -> None:
+        move.updated = time.time()
+        self.store.put_move(move.id, move.component, move.phase, move.to_document(),
+                            journal=journal)
+        self._last_save[move.id] = time.monotonic()
+        self._notify(move)
+
+    def _progress(self, move: Move) -> None:
+        if time.monotonic() - self._last_save.get(move.id, 0) >= SAVE_INTERVAL:
+            self._save(move)
+        else:
+            self._notify(move)
+
+    def _enter(self, move: Move, phase: str, detail: dict | None = None) -> None:
+        move.enter(phase)
+        self._save(move, (phase, detail or {}))
+
+    def _finish(self, move: Move, phase: str, error: BaseException | None = None) -> None:
+        if error is not None:
+            move.error_reason = errors.reason_of(error)
+            move.error_message = str(error) or type(error).__name__
+        start = move.transitions[0][1] if move.transitions else move.created
+        move.total_ms = int((time.time() - start) * 1000)
+        if phase == "done":
+            move.progress.percent = 100.0
+            move.progress.bytes_remaining = 0
+        self._enter(move, phase, {"reason": move.error_reason} if error else {})
+        self._moves.pop(move.id, None)
+        self._moving.pop(move.component, None)
+        self._tasks.pop(move.id, None)
+        self._last_save.pop(move.id, None)
+        self._taken_at.pop(move.id, None)
+        self._notify(move)
+        if self.metrics is not None:
+            self.metrics.move_finished(move)
+        log.info("move %s of %s %s -> %s: %s%s", move.id, move.component, move.source,
+                 move.target, phase, f" ({move.error_message})" if error else "")
+
+    # --- running a move -----------------------------------------------------------------
+
+    async def _run(self, move: Move) -> None:
+        src, dst = self.fleet.agent(move.source), self.fleet.agent(move.target)
+        try:
+            live = move.options.mode == "live"
+            self._enter(move, "pre_copy" if live else "stop_and_copy")
+            move.target_session = await dst.begin_restore(move.component)
+            self._save(move, ("target session", {"session": move.target_session}))
+            since = ""
+            if live:
+                since = await self._pre_copy(move, src, dst)
+                self._enter(move, "stop_and_copy", {"rule": move.stop_rule})
+            else:
+                move.stop_rule = "stop-copy"
+            self._check_cancel(move)
+            move.source_frozen = True
+            self._save(move, ("freeze", {"since": since}))
+            frozen_at = time.monotonic()
+            await self._round(move, src, dst, since, final=True)
+            self._check_cancel(move)
+            move.commit_sent = True
+            self._enter(move, "commit", {"session": move.target_session})
+            await dst.commit_restore(move.target_session, move.generation + 1)
+            move.downtime_ms = int((time.monotonic() - frozen_at) * 1000)
+            await self._confirm(move, src, dst)
+        except asyncio.CancelledError:
+            raise          # the coordinator stops; the journal has the rest
+        except BaseException as error:  # noqa: BLE001 - every failure ends in a phase
+            await self._fail(move, src, dst, error)
+
+    async def _pre_copy(self, move: Move, src: AgentClient, dst: AgentClient) -> str:
+        since = ""
+        while True:
+            self._check_cancel(move)
+            round_ = await self._round(move, src, dst, since, final=False)
+            since = round_.checkpoint_id
+            decision = policy.decide(_round_stats(move.rounds),
+                                     max_downtime_ms=move.options.max_downtime_ms,
+                                     max_rounds=move.options.max_rounds)
+            p = move.progress
+            p.expected_downtime_ms = decision.expected_downtime_ms
+            p.convergence, p.convergence_reason = decision.convergence.value, decision.reason
+            p.bytes_remaining = policy.expected_final_bytes(_round_stats(move.rounds))
+            self._save(move)
+            if decision.stop:
+                move.stop_rule = decision.rule
+                move.predicted_downtime_ms = decision.expected_downtime_ms
+                if decision.overshoot and move.options.on_overshoot != "accept":
+                    raise errors.DowntimeOvershoot(
+                        f"pre-copy stopped ({decision.rule}) with a predicted downtime of "
+                        f"{decision.expected_downtime_ms} ms, over the "
+                        f"{move.options.max_downtime_ms} ms budget; {decision.reason}",
+                        metadata={"rule": decision.rule})
+                return since
+
+    async def _round(self, move: Move, src: AgentClient, dst: AgentClient, since: str, *,
+                     final: bool) -> Round:
+        """One checkpoint from the source into the target's restore session."""
+        started = time.monotonic()
+        writer = dst.open_stage(move.target_session)
+        p = move.progress
+        index = len(move.rounds)
+        p.round = index
+        pages = page_bytes = wire_bytes = total_bytes = 0
+        checkpoint_id, taken_at = "", 0
+        try:
+            async for part in src.checkpoint(move.component, since_id=since, freeze=final,
+                                             generation=move.generation):
+                if isinstance(part, bpb.CheckpointStart):
+                    checkpoint_id = part.manifest.id
+                    taken_at = part.manifest.taken_at_us
+                    total_bytes = part.page_bytes
+                elif isinstance(part, bpb.PageChunk):
+                    pages += len(part.pages)
+                    page_bytes += len(part.pages) * PAGE_SIZE
+                    chunk_wire = sum(len(page.data) for page in part.pages)
+                    wire_bytes += chunk_wire
+                    p.bytes_sent += chunk_wire
+                    self._account(move, page_bytes, total_bytes, final)
+                await writer.write(part)
+                if not final:
+                    self._check_cancel(move)
+            await writer.finish()
+        except BaseException:
+            writer.cancel()
+            raise
+        duration = max(time.monotonic() - started, 1e-3)
+        previous = self._taken_at.get(move.id) if index else None
+        dirty = int(page_bytes / ((taken_at - previous) / 1e6)) \
+            if previous and taken_at > previous else 0
+        self._taken_at[move.id] = taken_at
+        round_ = Round(index, final, pages, page_bytes, wire_bytes, int(duration * 1000),
+                       dirty, checkpoint_id)
+        move.rounds.append(round_)
+        stats = _round_stats(move.rounds)
+        p.goodput = int(policy.goodput(stats))
+        if dirty:
+            p.dirty_rate = dirty
+        self._save(move, ("round", {"index": index, "checkpoint": checkpoint_id,
+                                    "pages": pages, "final": final}))
+        return round_
+
+    def _account(self, move: Move, round_done: int, round_total: int, final: bool) -> None:
+        """Progress as known now. The estimate of what remains may grow (the
+        component wrote more than expected); the percentage never runs back."""
+        p = move.progress
+        done = sum(r.page_bytes for r in move.rounds) + round_done
+        remaining = max(0, round_total - round_done)
+        if not final and move.rounds:
+            remaining += policy.expected_final_bytes(_round_stats(move.rounds))
+        p.bytes_remaining = remaining
+        if done + remaining:
+            p.percent = max(p.percent, min(99.9, 100.0 * done / (done + remaining)))
+        self._progress(move)
+
+    def _check_cancel(self, move: Move) -> None:
+        if move.cancel_requested:
+            raise errors.Cancelled(f"move {move.id} was cancelled")
+
+    async def _confirm(self, move: Move, src: AgentClient, dst: AgentClient) -> None:
+        """The target runs it: make it the owner, then end the source's copy."""
+        new_generation = move.generation + 1
+        self._enter(move, "confirm")
+        running = await dst.find(move.component)
+        if running is None or running.state != "running":
+            raise errors.InternalError(
+                f"{move.target} committed the restore but reports {move.component} as "
+                f"{running.state if running else 'absent'}")
+        self.store.set_owner(move.component, move.target, new_generation)
+        try:
+            await src.kill(move.component, new_generation)
+        except errors.Unavailable as error:
+            self.store.add_fence(move.source, move.component, new_generation, "kill")
+            move.note = (f"{move.source} was unreachable at the end ({error}); its frozen copy "
+                         f"is fenced (generation {new_generation}) and killed when it returns")
+        except errors.MigrateError as error:    # the source answered: its copy is gone
+            log.info("killing %s on %s after the move: %s", move.component, move.source, error)
+        self._finish(move, "done")
+
+    async def _fail(self, move: Move, src: AgentClient, dst: AgentClient,
+                    error: BaseException) -> None:
+        """Leaves the component running on exactly one board."""
+        if move.commit_sent:
+            outcome = await self._settle_commit(move, dst)
+            if outcome == "committed":
+                try:
+                    await self._confirm(move, src, dst)
+                    return
+                except errors.MigrateError as confirm_error:
+                    log.warning("move %s: the target took the commit but %s", move.id,
+                                confirm_error)
+                    with contextlib.suppress(errors.MigrateError):
+                        await dst.kill(move.component, move.generation + 1)
+            if outcome == "unknown":
+                # The target may run it: it is fenced and killed when it returns.
+                self.store.add_fence(move.target, move.component, move.generation + 2, "kill")
+                move.generation += 1      # the source's copy outranks the target's
+                move.note = (f"{move.target} became unreachable during the commit; its copy "
+                             f"is fenced and killed when it returns")
+        await self._roll_back(move, src, dst)
+        if isinstance(error, errors.Cancelled):
+            phase = "cancelled"
+        elif move.source_frozen or move.rounds or move.target_session:
+            phase = "rolled_back"
+        else:
+            phase = "failed"
+        self._finish(move, phase, error)
+
+    async def _settle_commit(self, move: Move, dst: AgentClient) -> str:
+        """After a commit that failed in flight: did the target take it?"""
+        deadline = time.monotonic() + move.options.link_grace_s
+        while True:
+            try:
+                running = await dst.find(move.component)
+                return "committed" if running is not None else "not committed"
+            except errors.MigrateError:
+                if time.monotonic() >= deadline:
+                    return "unknown"
+                await asyncio.sleep(SETTLE_INTERVAL)
+
+    async def _roll_back(self, move: Move, src: AgentClient, dst: AgentClient) -> None:
+        if move.target_session:
+            with contextlib.suppress(errors.MigrateError):
+                await dst.abort_restore(move.target_session)
+        if move.source_frozen:
+            if not await self._resume_source(move, src):
+                self.store.add_fence(move.source, move.component, move.generation, "resume")
+                move.note = (move.note + "; " if move.note else "") + (
+                    f"{move.source} could not be reached to resume {move.component}; it is "
+                    "resumed when the board returns")
+        self.store.set_owner(move.component, move.source, max(move.generation, 1))
+
+    async def _resume_source(self, move: Move, src: AgentClient) -> bool:
+        """False only when the source stayed unreachable through the grace time."""
+        deadline = time.monotonic() + move.options.link_grace_s
+        while True:
+            try:
+                await src.resume(move.component, move.generation)
+                return True
+            except errors.Unavailable:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(SETTLE_INTERVAL)
+            except Exception as error:  # noqa: BLE001 - the board answered; nothing to retry
+                log.warning("resuming %s on %s: %s", move.component, move.source, error)
+                return True
+
+    # --- after a restart, and when boards come back --------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Finishes or rolls back every move the journal shows unfinished."""
+        recovered = []
+        for doc in self.store.active_moves():
+            move = Move.from_document(doc)
+            self._moves[move.id] = move
+            self._moving[move.component] = move.id
+            self._tasks[move.id] = asyncio.create_task(self._recover(move),
+                                                       name=f"recover {move.id}")
+            recovered.append(move.id)
+        return recovered
+
+    async def _recover(self, move: Move) -> None:
+        src, dst = self.fleet.agent(move.source), self.fleet.agent(move.target)
+        log.info("recovering move %s (%s)", move.id, move.phase)
+        if move.phase == "confirm":
+            try:
+                await self._confirm(move, src, dst)
+                return
+            except errors.MigrateError as error:
+                await self._fail(move, src, dst, error)
+                return
+        await self._fail(move, src, dst, errors.Unavailable(
+            f"the coordinator restarted during {move.phase.replace('_', '-')}"))
+
+    async def settle_fences(self, board: str) -> int:
+        """Carries out what a board missed while it was away."""
+        done = 0
+        agent = self.fleet.agent(board)
+        for fence in self.store.fences(board):
+            try:
+                if fence.reason == "kill":
+                    with contextlib.suppress(errors.NotFound):
+                        await agent.kill(fence.component, fence.generation)
+                else:
+                    await agent.resume(fence.component, fence.generation)
+            except errors.Unavailable:
+                return done
+            except Exception as error:  # noqa: BLE001 - the board refused: nothing to undo
+                log.warning("fence %s on %s: %s", fence.reason, board, error)
+            self.store.remove_fence(board, fence.component)
+            done += 1
+        return done
+
+
+def _round_stats(rounds: list[Round]) -> list[policy.RoundStats]:
+    return [policy.RoundStats(r.index, r.pages, r.page_bytes, r.wire_bytes,
+                              r.duration_ms / 1000, r.dirty_rate) for r in rounds]

@@ -1,0 +1,155 @@
+"""The coordinator's gRPC servicer: requests in, domain calls, protobuf out.
+Errors are mapped by ``rpc.map_errors``; nothing else happens here."""
+
+from __future__ import annotations
+
+import grpc
+
+from .. import errors
+from ..rpc import map_errors
+from ..v1 import coordinator_pb2 as cpb
+from ..v1 import coordinator_pb2_grpc
+from . import convert
+from .moves import MoveEngine
+from .service import CoordinatorService
+
+__all__ = ["CoordinatorServicer"]
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+
+
+def _page_size(requested: int) -> int:
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _required(value: str, what: str) -> str:
+    if not value:
+        raise errors.RequestError(f"{what} is required")
+    if len(value) > 128 or not value.isprintable():
+        raise errors.RequestError(f"{what} must be at most 128 printable characters")
+    return value
+
+
+class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
+    def __init__(self, service: CoordinatorService, engine: MoveEngine):
+        self.service = service
+        self.engine = engine
+
+    # --- boards and components --------------------------------------------------------
+
+    @map_errors
+    async def ListBoards(self, request, context):
+        return cpb.ListBoardsResponse(boards=self.service.boards())
+
+    @map_errors
+    async def ListComponents(self, request, context):
+        components, unreachable = await self.service.components(request.board)
+        return cpb.ListComponentsResponse(components=components, unreachable_boards=unreachable)
+
+    @map_errors
+    async def StartComponent(self, request, context):
+        component = await self.service.start(
+            _required(request.name, "name"), request.rom, _required(request.board, "board"),
+            ram_quota=request.ram_quota_bytes, cap_quota=request.cap_quota,
+            config=request.config)
+        return cpb.StartComponentResponse(component=component)
+
+    @map_errors
+    async def KillComponent(self, request, context):
+        await self.service.kill(_required(request.name, "name"))
+        return cpb.KillComponentResponse()
+
+    @map_errors
+    async def StreamLogs(self, request, context):
+        async for line in self.service.logs(_required(request.name, "name"),
+                                            follow=request.follow, tail=request.tail):
+            yield cpb.StreamLogsResponse(lines=[line])
+
+    # --- moves ------------------------------------------------------------------------
+
+    @map_errors
+    async def PlanMove(self, request, context):
+        plan = await self.engine.plan(_required(request.component, "component"),
+                                      request.source_board,
+                                      _required(request.target_board, "target_board"),
+                                      convert.options_from_pb(request.options))
+        return cpb.PlanMoveResponse(plan=plan)
+
+    @map_errors
+    async def CreateMove(self, request, context):
+        move = await self.engine.create(_required(request.component, "component"),
+                                        request.source_board,
+                                        _required(request.target_board, "target_board"),
+                                        convert.options_from_pb(request.options))
+        return cpb.CreateMoveResponse(move=convert.move_to_pb(move))
+
+    @map_errors
+    async def GetMove(self, request, context):
+        return cpb.GetMoveResponse(move=convert.move_to_pb(
+            self.engine.get(_required(request.id, "id"))))
+
+    @map_errors
+    async def ListMoves(self, request, context):
+        size = _page_size(request.page_size)
+        moves = self.engine.list(component=request.component or None, limit=size + 1,
+                                 before=request.page_token or None)
+        page, more = moves[:size], len(moves) > size
+        return cpb.ListMovesResponse(moves=[convert.move_to_pb(m) for m in page],
+                                     next_page_token=page[-1].id if more else "")
+
+    @map_errors
+    async def WatchMove(self, request, context):
+        async for move in self.engine.watch(_required(request.id, "id")):
+            yield cpb.WatchMoveResponse(move=convert.move_to_pb(move))
+
+    @map_errors
+    async def CancelMove(self, request, context):
+        move = await self.engine.cancel(_required(request.id, "id"))
+        return cpb.CancelMoveResponse(move=convert.move_to_pb(move))
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    @map_errors
+    async def CreateCheckpoint(self, request, context):
+        meta = await self.service.create_checkpoint(_required(request.component, "component"),
+                                                    full=request.full)
+        return cpb.CreateCheckpointResponse(checkpoint=convert.checkpoint_to_pb(meta))
+
+    @map_errors
+    async def ListCheckpoints(self, request, context):
+        size = _page_size(request.page_size)
+        metas = self.service.list_checkpoints(request.component, limit=size + 1,
+                                              before=request.page_token or None)
+        page, more = metas[:size], len(metas) > size
+        return cpb.ListCheckpointsResponse(
+            checkpoints=[convert.checkpoint_to_pb(m) for m in page],
+            next_page_token=page[-1].id if more else "")
+
+    @map_errors
+    async def GetCheckpoint(self, request, context):
+        meta, manifest = self.service.get_checkpoint(_required(request.id, "id"))
+        return cpb.GetCheckpointResponse(checkpoint=convert.checkpoint_to_pb(meta),
+                                         manifest=manifest)
+
+    @map_errors
+    async def VerifyCheckpoint(self, request, context):
+        result = await self.service.verify_checkpoint(_required(request.id, "id"))
+        return cpb.VerifyCheckpointResponse(ok=result.ok, detail=result.detail,
+                                            chain_length=result.chain_length,
+                                            pages_checked=result.pages_checked)
+
+    @map_errors
+    async def DeleteCheckpoint(self, request, context):
+        deleted, freed = await self.service.delete_checkpoint(_required(request.id, "id"))
+        return cpb.DeleteCheckpointResponse(deleted=len(deleted), freed_bytes=freed)
+
+    @map_errors
+    async def RestoreCheckpoint(self, request, context):
+        component, report = await self.service.restore_checkpoint(
+            _required(request.id, "id"), _required(request.target_board, "target_board"),
+            request.name)
+        return cpb.RestoreCheckpointResponse(component=component, report=report)
+
+
+_ = grpc  # servicer methods receive grpc.aio.ServicerContext

@@ -1,0 +1,178 @@
+"""Real board servers on TCP threads, and helpers to run coroutines and wait with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from typing import Any, Awaitable, Callable, TypeVar
+
+import pytest
+
+from genode_cr.emu import Board, default_rom_dir
+from genode_cr.server import BoardServer
+
+T = TypeVar("T")
+
+#: Guards so that a hang fails the test; no test asserts how long anything took.
+DEADLINE = 20.0
+
+COUNT = re.compile(r"^count (\d+) elapsed_ms (\d+)$")
+
+
+class BoardThread:
+    """A board server on 127.0.0.1 in a thread; stop and start it again on the same port."""
+
+    def __init__(self, name: str, rom_dir=None):
+        self.name = name
+        self.board = Board(name, rom_dir=rom_dir or default_rom_dir())
+        self.url = "socket://127.0.0.1:0"
+        self.server: BoardServer | None = None
+        self.thread: threading.Thread | None = None
+        self.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def start(self) -> None:
+        """Serves the same board again (its components kept) on the port it had."""
+        self.server = BoardServer(self.board)
+        ready = threading.Event()
+
+        def on_ready(url: str) -> None:
+            self.url = url
+            ready.set()
+
+        self.thread = threading.Thread(target=self.server.serve, args=(self.url, on_ready),
+                                       name=f"board {self.name}", daemon=True)
+        self.thread.start()
+        assert ready.wait(DEADLINE), f"board {self.name} did not listen"
+
+    def stop(self) -> None:
+        assert self.server is not None and self.thread is not None
+        self.server.stop_event.set()
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), f"board {self.name} did not stop"
+
+
+@pytest.fixture
+def boards():
+    """start(name) -> BoardThread, stopped after the test."""
+    started: list[BoardThread] = []
+
+    def start(name: str) -> BoardThread:
+        running = BoardThread(name)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread is not None and running.thread.is_alive():
+            running.stop()
+
+
+def run(coroutine: Awaitable[T], timeout: float = 60.0) -> T:
+    """Runs a test's coroutine on a fresh loop, failing it if it hangs."""
+    async def guarded() -> T:
+        return await asyncio.wait_for(coroutine, timeout)
+    return asyncio.run(guarded())
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str,
+                     timeout: float = DEADLINE, interval: float = 0.05) -> Any:
+    """Polls an async ``check`` until it returns something truthy, within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = DEADLINE,
+             interval: float = 0.05) -> Any:
+    """The blocking twin of ``eventually``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def counts(texts) -> list[int]:
+    """The numbers of a counter's ``count N elapsed_ms M`` lines."""
+    return [int(m[1]) for text in texts if (m := COUNT.match(text))]
+
+
+def assert_continues(before: list[int], after: list[int]) -> None:
+    """The restored counter picks up at the next number: none repeated, none missing."""
+    assert before, "the source logged no count"
+    assert before == list(range(1, len(before) + 1)), before
+    assert len(after) >= 2, f"the restored counter logged {after}"
+    assert after == list(range(before[-1] + 1, before[-1] + 1 + len(after))), \
+        f"source ended at {before[-1]}, target logged {after}"
+
+
+class AgentThread:
+    """A real agent (grpc.aio server) on its own event loop thread, and sync stubs to it."""
+
+    def __init__(self, board_url: str):
+        import grpc
+        from grpc_health.v1 import health_pb2_grpc
+
+        from migrate import rpc
+        from migrate.agent.server import start
+        from migrate.v1 import agent_pb2_grpc
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="agent loop",
+                                       daemon=True)
+        self.thread.start()
+        # A short backoff cap keeps the reconnect tests quick.
+        self.agent = self.call(start(board_url, "127.0.0.1:0", timeout=10, max_backoff=0.5))
+        self.address = self.agent.address
+        self.channel = grpc.insecure_channel(self.address, options=rpc.CHANNEL_OPTIONS)
+        self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    def call(self, coroutine: Awaitable[T], timeout: float = DEADLINE) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def status(self, service: str = "") -> int:
+        from grpc_health.v1 import health_pb2
+        return self.health.Check(health_pb2.HealthCheckRequest(service=service),
+                                 timeout=5).status
+
+    def close(self) -> None:
+        self.channel.close()
+        try:
+            self.call(self.agent.stop(grace=0))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(DEADLINE)
+            self.loop.close()
+
+
+@pytest.fixture
+def agents():
+    """start(board: BoardThread) -> AgentThread whose board link is up; closed after the test."""
+    from migrate import rpc
+
+    started: list[AgentThread] = []
+
+    def start(board: BoardThread) -> AgentThread:
+        agent = AgentThread(board.url)
+        started.append(agent)
+        wait_for(lambda: agent.status() == rpc.SERVING, f"the agent of {board.name} serving")
+        return agent
+
+    yield start
+    for agent in started:
+        agent.close()

@@ -1,0 +1,203 @@
+"""A fleet as processes: board servers, an agent per board and a coordinator,
+each started as a user starts it, reached over real gRPC on loopback.
+
+Every process is stopped at teardown (SIGTERM, then SIGKILL of its group),
+pass or fail; a test may kill or restart any of them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from genode_cr.emu import default_rom_dir
+from migrate.client import CoordinatorClient
+from migrate.v1 import resources_pb2 as rpb
+
+PYTHON = sys.executable
+STARTUP_DEADLINE = 60.0
+#: Generous guards so that a hung move fails the test instead of hanging it.
+MOVE_DEADLINE = 240.0
+
+COUNT = re.compile(r"^count (\d+) elapsed_ms (\d+)$")
+
+
+def _readline(stream, timeout: float) -> str:
+    box: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: box.put(stream.readline()), daemon=True).start()
+    try:
+        return box.get(timeout=timeout).decode()
+    except queue.Empty:
+        raise AssertionError(f"no line within {timeout} s") from None
+
+
+@dataclass
+class Proc:
+    role: str
+    argv: list[str]
+    log: Path
+    process: subprocess.Popen
+    address: str = ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.send_signal(sig)
+                self.process.wait(timeout=10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+            self.process.wait(timeout=10)
+        if self.process.stdout:
+            self.process.stdout.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Fleet:
+    directory: Path
+    env: dict[str, str]
+    boards: dict[str, Proc] = field(default_factory=dict)
+    agents: dict[str, Proc] = field(default_factory=dict)
+    coordinator: Proc | None = None
+    processes: list[Proc] = field(default_factory=list)
+    clients: list[CoordinatorClient] = field(default_factory=list)
+
+    def spawn(self, role: str, argv: list[str], ready: str) -> Proc:
+        log = self.directory / f"{role}.log"
+        with open(log, "ab") as stderr:
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr,
+                                       env=self.env, start_new_session=True)
+        proc = Proc(role, argv, log, process)
+        self.processes.append(proc)
+        line = ""
+        try:
+            line = _readline(process.stdout, STARTUP_DEADLINE).strip()
+        except AssertionError:
+            pass
+        match = re.search(ready, line)
+        if not match:
+            raise AssertionError(f"{role} did not come up (first line {line!r}):\n"
+                                 f"{log.read_text(errors='replace')[-3000:]}")
+        proc.address = match[1]
+        return proc
+
+    def start_board(self, name: str, *, baud: int = 921600, port: int = 0) -> Proc:
+        proc = self.spawn(f"board-{name}", [
+            PYTHON, "-m", "genode_cr.cli", "board", "serve", "--name", name,
+            "--uart", f"socket://127.0.0.1:{port}", "--baud", str(baud)],
+            rf"listening on (socket://\S+)")
+        self.boards[name] = proc
+        return proc
+
+    def start_agent(self, board: str, *, listen: str = "127.0.0.1:0") -> Proc:
+        proc = self.spawn(f"agent-{board}", [
+            PYTHON, "-m", "migrate.agent", "--board-url", self.boards[board].address,
+            "--listen", listen], r"listening on (\S+)")
+        self.agents[board] = proc
+        return proc
+
+    def write_config(self) -> Path:
+        path = self.directory / "coordinator.toml"
+        lines = ["[coordinator]", 'listen = "127.0.0.1:0"',
+                 f'state_dir = "{self.directory / "state"}"', ""]
+        for name, agent in self.agents.items():
+            lines += ["[[boards]]", f'name = "{name}"', f'agent = "{agent.address}"', ""]
+        path.write_text("\n".join(lines))
+        return path
+
+    def start_coordinator(self) -> Proc:
+        config = self.write_config()
+        self.coordinator = self.spawn("coordinator", [
+            PYTHON, "-m", "migrate.coordinator", "--config", str(config)],
+            r"coordinator listening on (\S+)")
+        return self.coordinator
+
+    def client(self, timeout: float = 60.0) -> CoordinatorClient:
+        assert self.coordinator is not None
+        client = CoordinatorClient(self.coordinator.address, timeout=timeout)
+        self.clients.append(client)
+        return client
+
+    def wait_serving(self, *names: str, timeout: float = STARTUP_DEADLINE) -> None:
+        client = self.client()
+        wait_for(lambda: all(b.health == rpb.BOARD_HEALTH_SERVING
+                             for b in client.list_boards() if b.name in names),
+                 timeout, f"boards {names} serving")
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        for proc in reversed(self.processes):
+            proc.stop()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str,
+             interval: float = 0.1):
+    """Polls ``condition`` until it is truthy; fails the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def fleet_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENODE_CR_", "MIGRATE_"))}
+    env["GENODE_CR_ROM_DIR"] = str(default_rom_dir())
+    return env
+
+
+@pytest.fixture
+def fleet(tmp_path, fleet_env):
+    """make(boards=("boardA", "boardB"), baud=921600) -> a running Fleet."""
+    fleets: list[Fleet] = []
+
+    def make(boards=("boardA", "boardB"), baud: int = 921600) -> Fleet:
+        f = Fleet(tmp_path, fleet_env)
+        fleets.append(f)
+        for name in boards:
+            f.start_board(name, baud=baud)
+            f.start_agent(name)
+        f.start_coordinator()
+        f.wait_serving(*boards)
+        return f
+
+    yield make
+    for f in fleets:
+        f.close()
+
+
+def counts(lines: list[str]) -> list[int]:
+    return [int(m[1]) for line in lines if (m := COUNT.match(line))]
+
+
+def log_lines(client: CoordinatorClient, name: str) -> list[rpb.LogLine]:
+    return list(client.stream_logs(name))
