@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-from typing import AsyncIterable, AsyncIterator, Iterable, Union
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, Mapping, Union
 
 import serial
 from google.protobuf.message import DecodeError
@@ -48,6 +47,8 @@ DEFAULT_TIMEOUT = 30.0
 
 #: What a checkpoint is on the wire: one start, any number of page chunks, one end.
 CheckpointMessage = Union[bpb.CheckpointStart, bpb.PageChunk, bpb.CheckpointEnd]
+
+_MAX_ID = (1 << 32) - 1
 
 #: How long closing a follow waits to hand its Cancel to the link.
 _CANCEL_TIMEOUT = 5.0
@@ -73,7 +74,7 @@ class AsyncBoardClient:
         self.timeout = timeout
         self.info: bpb.BoardInfo = bpb.BoardInfo()
         self._label = label          # how errors name the board until it has said its name
-        self._ids = itertools.count(1)
+        self._last_id = 0
         self._pending: dict[int, _Pending] = {}
         self._failure: str | None = None   # why the link is gone, once it is
         self._gone = asyncio.Event()
@@ -83,13 +84,18 @@ class AsyncBoardClient:
     @classmethod
     async def connect(cls, url: str, *, baud: int | None = None, pace: bool = False,
                       timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 10.0,
-                      client: str = "migrate-agent") -> AsyncBoardClient:
-        """Opens the link and says hello; BoardUnreachable if the board does not answer."""
+                      client: str = "migrate-agent",
+                      link_options: Mapping[str, Any] | None = None) -> AsyncBoardClient:
+        """Opens the link and says hello; BoardUnreachable if the board does not answer.
+
+        ``link_options`` go to our side of the link (``Link``: rto, dead_after, ...)."""
         try:
             link = await AsyncLink.open(url, baud=baud, pace=pace,
-                                        connect_timeout=connect_timeout)
+                                        connect_timeout=connect_timeout, **(link_options or {}))
         except (serial.SerialException, OSError) as error:  # refused, no such device, ...
             raise BoardUnreachable(f"{url}: {error}") from error
+        except ValueError as error:                          # not a URL pyserial knows
+            raise RequestError(f"bad board URL {url!r}: {error}") from error
         except LinkError as error:
             raise BoardUnreachable(f"{url}: {error}") from error
         self = cls(link, timeout=timeout, label=url)
@@ -182,13 +188,15 @@ class AsyncBoardClient:
         answer to the others is dropped): better a clear protocol error than a
         deadline that blames the line.
         """
-        error: GenodeCrError = (error_from_code(response.error.code, response.error.message)
-                                if response.WhichOneof("body") == "error"
-                                else ProtocolError("a response without a request id"))
+        def error() -> GenodeCrError:           # one per caller, as in _unreachable
+            if response.WhichOneof("body") == "error":
+                return error_from_code(response.error.code, response.error.message)
+            return ProtocolError("a response without a request id")
+
         for request_id, pending in list(self._pending.items()):
             if not pending.answered:
                 del self._pending[request_id]
-                pending.queue.put_nowait(error)
+                pending.queue.put_nowait(error())
 
     def _fail(self, reason: str) -> None:
         """The link is gone: every pending call and every later one fails."""
@@ -221,9 +229,16 @@ class AsyncBoardClient:
             raise (self._unreachable() if self._failure is not None
                    else BoardUnreachable(f"{self.name}: {error}")) from error
 
+    def _next_id(self) -> int:
+        """Request ids are uint32 and never 0; after wrapping, ids still pending are skipped."""
+        while True:
+            self._last_id = self._last_id % _MAX_ID + 1
+            if self._last_id not in self._pending:
+                return self._last_id
+
     async def _open(self, **body) -> _Pending:
         """Sends a request whose responses are collected."""
-        pending = _Pending(next(self._ids))
+        pending = _Pending(self._next_id())
         # Registered before sending: the answer may come before send() returns.
         self._pending[pending.id] = pending
         try:
@@ -235,7 +250,7 @@ class AsyncBoardClient:
 
     async def _send_unanswered(self, **body) -> None:
         """Sends a request the board does not answer (stage_pages)."""
-        await self._send_request(bpb.Request(id=next(self._ids), **body))
+        await self._send_request(bpb.Request(id=self._next_id(), **body))
 
     async def _responses(self, pending: _Pending, *, deadline: bool = True
                          ) -> AsyncIterator[bpb.Response]:
@@ -342,17 +357,24 @@ class AsyncBoardClient:
                 for line in _batch_lines(batch):
                     yield line
 
-    async def checkpoint_stream(self, name: str, *, since_id: str = "", freeze: bool = False
+    async def checkpoint_stream(self, name: str, *, since_id: str = "", freeze: bool = False,
+                                resume_id: str = "", from_part: int = 0
                                 ) -> AsyncIterator[CheckpointMessage]:
         """The checkpoint exactly as the board sends it: start, page chunks, end.
 
         The messages are the board's own: pages stay compressed as the board
         made them. The stream is not verified here; whoever assembles or
         stages it does (the target board refuses a damaged one).
+
+        ``resume_id``: a stream that broke, sent again from part ``from_part``
+        (0 the start, then the chunks, then the end) from the board's copy of
+        that checkpoint, which must be the last one taken of ``name``; nothing
+        is captured again, ``since_id`` and ``freeze`` are ignored.
         """
         pending = await self._open(checkpoint=bpb.CheckpointRequest(
-            name=name, since_id=since_id, freeze=freeze))
-        started = False
+            name=name, since_id=since_id, freeze=freeze, resume_id=resume_id,
+            from_part=from_part if resume_id else 0))
+        started = bool(resume_id) and from_part > 0    # a resumed stream has started before
         async with contextlib.aclosing(self._responses(pending)) as responses:
             async for response in responses:
                 kind = response.WhichOneof("body")
@@ -375,20 +397,24 @@ class AsyncBoardClient:
         return reply.restore_session.session
 
     async def stage_stream(self, session: int,
-                           messages: AsyncIterable[CheckpointMessage] | Iterable[CheckpointMessage]
-                           ) -> bpb.StageDone:
+                           messages: AsyncIterable[CheckpointMessage] | Iterable[CheckpointMessage],
+                           *, resume: bool = False) -> bpb.StageDone:
         """Stages one checkpoint of a chain, passing its messages to the board as they come.
 
         Page chunks go without waiting for answers (the board gives none); only
-        the link's send buffer holds them back. Misuse (no start first, a
-        second start, messages after the end, no end) raises RequestError; the
-        caller then aborts the session.
+        the link's send buffer holds them back. ``resume``: the messages go on
+        with a checkpoint whose stage broke, from the first part the board
+        lacks (``stage_status``): page chunks or the end, no start. Misuse (no
+        start first, a second start, a start when resuming, messages after the
+        end, no end) raises RequestError; the caller then aborts the session.
         """
-        started = False
+        started = resume
         async for message in _aiter(messages):
             if isinstance(message, bpb.CheckpointStart):
                 if started:
-                    raise RequestError("a second CheckpointStart in one staged checkpoint")
+                    raise RequestError("a resumed stage goes on from a page chunk or the end, "
+                                       "not a CheckpointStart" if resume else
+                                       "a second CheckpointStart in one staged checkpoint")
                 await self._call(stage_start=bpb.StageStart(session=session, checkpoint=message))
                 started = True
             elif not started:
@@ -403,6 +429,10 @@ class AsyncBoardClient:
             else:
                 raise RequestError(f"not a checkpoint message: {type(message).__name__}")
         raise RequestError("the staged checkpoint ended before its CheckpointEnd")
+
+    async def stage_status(self, session: int) -> bpb.StageStatus:
+        """Where ``session`` stands: what a broken stage must resume from."""
+        return (await self._call(stage_status=bpb.RestoreSession(session=session))).stage_status
 
     async def commit_restore(self, session: int) -> RestoreReport:
         reply = await self._call(restore_commit=bpb.RestoreSession(session=session))

@@ -599,12 +599,16 @@ def board() -> None:
 @click.option("--tracking-unit-pages", type=click.IntRange(min=1), metavar="N",
               help=f"Dirty-tracking granularity in pages [default: the board's, "
                    f"{DEFAULT_TRACKING_UNIT_PAGES}].")
+@click.option("--orphan-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              metavar="S", help="Seconds a restore session outlives its agent's link, for the "
+                                "agent to continue it over a new one.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Logging on stderr.")
 @_output_option()
 @click.pass_obj
 def serve(settings: Settings, name: str, uart: str, baud: int, rom_dir: str | None, ram: int,
-          caps: int, tracking_unit_pages: int | None, log_level: str) -> None:
+          caps: int, tracking_unit_pages: int | None, orphan_timeout: float,
+          log_level: str) -> None:
     """Run an emulated board whose CR component serves --uart, until SIGTERM or Ctrl-C.
 
     Prints one line on stdout once it listens ("NAME listening on URL"; with
@@ -616,7 +620,8 @@ def serve(settings: Settings, name: str, uart: str, baud: int, rom_dir: str | No
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sizes = {"tracking_unit_pages": tracking_unit_pages} if tracking_unit_pages else {}
-    server = BoardServer(Board(name, rom_dir=rom_dir, ram=ram, caps=caps, **sizes), baud=baud)
+    server = BoardServer(Board(name, rom_dir=rom_dir, ram=ram, caps=caps, **sizes), baud=baud,
+                         orphan_timeout=orphan_timeout)
 
     def ready(url: str) -> None:
         _emit(settings, {"board": name, "url": url}, f"{name} listening on {url}")

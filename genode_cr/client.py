@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 
 from . import wire
 from .checkpoint import PAGE_SIZE, Checkpoint, PackedCheckpoint, order_chain
-from .errors import BoardUnreachable, ProtocolError, error_from_code
+from .errors import BoardUnreachable, ProtocolError, RequestError, error_from_code
 from .link import BlockingLink, LinkDead, LinkReset, LocalLinkError
 from .model import ComponentInfo, RestoreReport
 from .protocol import PROTOCOL_VERSION
@@ -166,33 +166,59 @@ class BoardClient:
                 for _ in self._responses(cancel, timeout=5.0):
                     pass
 
+    def checkpoint_parts(self, name: str, *,
+                         since: Checkpoint | PackedCheckpoint | str | None = None,
+                         freeze: bool = False, resume_id: str = "", from_part: int = 0
+                         ) -> Iterator[wire.StreamMessage]:
+        """The checkpoint's stream as the board sends it: start, page chunks, end.
+
+        ``resume_id``: a stream that broke, again from part ``from_part`` (0 the
+        start, then the chunks, then the end), from the board's copy of that
+        checkpoint (the last one taken of ``name``); nothing is captured again.
+        Parts are in order; their contents are not checked here.
+        """
+        since_id = since if isinstance(since, str) else (since.id if since else "")
+        request_id = self._send(checkpoint=bpb.CheckpointRequest(
+            name=name, since_id=since_id, freeze=freeze, resume_id=resume_id,
+            from_part=from_part if resume_id else 0))
+        started = bool(resume_id) and from_part > 0    # a resumed stream has started before
+        for response in self._responses(request_id):
+            kind = response.WhichOneof("body")
+            if kind == "checkpoint_start" and not started:
+                started = True
+                yield response.checkpoint_start
+            elif kind == "pages" and started:
+                yield response.pages
+            elif kind == "checkpoint_end" and started:
+                yield response.checkpoint_end
+                return
+            else:
+                raise ProtocolError(f"unexpected {kind} in a checkpoint stream")
+        raise ProtocolError("checkpoint stream ended early")
+
     def checkpoint_packed(self, name: str, *,
                           since: Checkpoint | PackedCheckpoint | str | None = None,
                           freeze: bool = False, progress: Progress | None = None
                           ) -> PackedCheckpoint:
         """The checkpoint as the board sent it, pages compressed; its root digest and
         each page's shape are checked (``verify_root``), not the page contents."""
-        since_id = since if isinstance(since, str) else (since.id if since else "")
-        request_id = self._send(checkpoint=bpb.CheckpointRequest(name=name, since_id=since_id,
-                                                                 freeze=freeze))
         assembler: wire.PackedAssembler | None = None
         total = 0
-        for response in self._responses(request_id):
-            kind = response.WhichOneof("body")
-            if kind == "checkpoint_start" and assembler is None:
-                assembler = wire.PackedAssembler(response.checkpoint_start)
-                total = response.checkpoint_start.page_bytes
+        for message in self.checkpoint_parts(name, since=since, freeze=freeze):
+            if isinstance(message, bpb.CheckpointStart):
+                assembler = wire.PackedAssembler(message)
+                total = message.page_bytes
                 if progress:
                     progress(0, total)
-            elif kind == "pages" and assembler is not None:
-                assembler.add(response.pages)
+            elif isinstance(message, bpb.PageChunk):
+                assert assembler is not None
+                assembler.add(message)
                 if progress:
                     progress(len(assembler.pages) * PAGE_SIZE, total)
-            elif kind == "checkpoint_end" and assembler is not None:
-                return assembler.finish(response.checkpoint_end)
             else:
-                raise ProtocolError(f"unexpected {kind} in a checkpoint stream")
-        raise ProtocolError("checkpoint stream ended early")
+                assert assembler is not None
+                return assembler.finish(message)
+        raise AssertionError("checkpoint_parts ends with the CheckpointEnd")
 
     def checkpoint(self, name: str, *, since: Checkpoint | PackedCheckpoint | str | None = None,
                    freeze: bool = False, progress: Progress | None = None) -> Checkpoint:
@@ -206,24 +232,62 @@ class BoardClient:
         return self._call(restore_begin=bpb.RestoreBegin(name=name or "")).restore_session.session
 
     def stage(self, session: int, checkpoint: PackedCheckpoint | Checkpoint,
-              progress: Progress | None = None) -> bpb.StageDone:
+              progress: Progress | None = None, *, from_part: int = 0) -> bpb.StageDone:
         """Sends one checkpoint of a restore. A packed one goes as it is (the board
-        verifies it); a raw one is compressed once, here."""
+        verifies it); a raw one is compressed once, here. ``from_part``: a stage
+        that broke goes on from the first part the board lacks
+        (``stage_status(session).parts``)."""
         packed = _packed(checkpoint)
-        messages = wire.packed_messages(packed)
-        start = next(messages)
-        assert isinstance(start, bpb.CheckpointStart)
-        self._call(stage_start=bpb.StageStart(session=session, checkpoint=start))
-        done = 0
-        for message in messages:
-            if isinstance(message, bpb.PageChunk):
-                self._send(stage_pages=bpb.StagePages(session=session, chunk=message))
-                done += len(message.pages) * PAGE_SIZE
-                if progress:
-                    progress(done, start.page_bytes)
+        parts = list(wire.packed_messages(packed))      # the Page messages are shared
+        if not 0 <= from_part < len(parts):
+            raise RequestError(f"checkpoint {packed.id} has parts 0 to {len(parts) - 1}, "
+                               f"not {from_part}")
+        total = len(packed.pages) * PAGE_SIZE
+        done = sum(len(part.pages) for part in parts[1:from_part]) * PAGE_SIZE
+
+        def reported() -> Iterator[wire.StreamMessage]:
+            nonlocal done
+            for part in parts[from_part:]:
+                yield part
+                if isinstance(part, bpb.PageChunk):
+                    done += len(part.pages) * PAGE_SIZE
+                    if progress:
+                        progress(done, total)
+
+        staged = self.stage_parts(session, reported(), resume=from_part > 0)
+        assert staged is not None, "packed_messages ends with the CheckpointEnd"
+        return staged
+
+    def stage_parts(self, session: int, parts: Iterable[wire.StreamMessage], *,
+                    resume: bool = False) -> bpb.StageDone | None:
+        """Sends parts of one checkpoint's stream as they come: from its start, or,
+        with ``resume``, from the first part the board lacks (a page chunk or the
+        end). Returns the board's StageDone after the end; None if the parts stop
+        before it, and the stage goes on with another call (``resume=True``).
+        Parts out of order raise RequestError."""
+        started = resume
+        for part in parts:
+            if isinstance(part, bpb.CheckpointStart):
+                if started:
+                    raise RequestError("a resumed stage goes on from a page chunk or the end, "
+                                       "not a CheckpointStart" if resume else
+                                       "a second CheckpointStart in one staged checkpoint")
+                self._call(stage_start=bpb.StageStart(session=session, checkpoint=part))
+                started = True
+            elif not started:
+                raise RequestError(f"a staged checkpoint must begin with its CheckpointStart, "
+                                   f"not a {type(part).__name__}")
+            elif isinstance(part, bpb.PageChunk):
+                self._send(stage_pages=bpb.StagePages(session=session, chunk=part))
+            elif isinstance(part, bpb.CheckpointEnd):
+                return self._call(stage_end=bpb.StageEnd(session=session, end=part)).stage_done
             else:
-                return self._call(stage_end=bpb.StageEnd(session=session, end=message)).stage_done
-        raise AssertionError("packed_messages ends with CheckpointEnd")
+                raise RequestError(f"not a checkpoint message: {type(part).__name__}")
+        return None
+
+    def stage_status(self, session: int) -> bpb.StageStatus:
+        """Where ``session`` stands: what a broken stage must resume from."""
+        return self._call(stage_status=bpb.RestoreSession(session=session)).stage_status
 
     def commit_restore(self, session: int) -> RestoreReport:
         return wire.report_from_pb(

@@ -8,6 +8,10 @@ keep running while a checkpoint travels.
 ``serve`` listens on ``socket://host:port`` (port 0 picks one; the bound URL
 is reported) the way QEMU's chardev server does, one peer at a time, or
 opens a serial device path for a real or guest UART.
+
+When a peer's link ends, its restore sessions stay for ``orphan_timeout``
+seconds (on this server's clock) for the agent's next link to continue;
+stopping the server aborts them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
 import serial
@@ -25,7 +29,7 @@ from google.protobuf.message import DecodeError
 
 from .emu import Board
 from .link import BlockingLink, LinkDead, LinkReset, PacedPort, PeerClosed, SocketPort
-from .service import BoardService
+from .service import DEFAULT_ORPHAN_TIMEOUT, BoardService
 from .v1 import board_pb2 as bpb
 
 __all__ = ["BoardServer"]
@@ -37,10 +41,16 @@ MAX_STEP = 0.05
 
 
 class BoardServer:
-    def __init__(self, board: Board, *, baud: int = 0, clock: Callable[[], float] = time.monotonic):
+    """``link_options`` go to the board's side of every link it serves (``Link``:
+    rto, dead_after, keepalive, ...)."""
+
+    def __init__(self, board: Board, *, baud: int = 0, clock: Callable[[], float] = time.monotonic,
+                 orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
+                 link_options: Mapping[str, Any] | None = None):
         self.board = board
         self.baud = baud
-        self.service = BoardService(board, baud=baud)
+        self.service = BoardService(board, baud=baud, orphan_timeout=orphan_timeout)
+        self.link_options = dict(link_options or {})
         self._clock = clock
         self._last = clock()
         self.stop_event = threading.Event()
@@ -48,12 +58,14 @@ class BoardServer:
     # --- time ---------------------------------------------------------------------
 
     def advance(self) -> None:
+        """Runs the board up to now, and lets restore sessions no agent claimed expire."""
         now = self._clock()
         due, self._last = now - self._last, now
         while due > 0 and not self.stop_event.is_set():
             step = min(due, MAX_STEP)
             self.board.run(step)
             due -= step
+        self.service.expire_orphans(now)
 
     # --- one connected peer ------------------------------------------------------------
 
@@ -68,7 +80,7 @@ class BoardServer:
                 outgoing.extend(self.service.poll_followers())
                 self._send(link, streams, outgoing)
         finally:
-            self.service.reset()
+            self.service.reset(self._clock())
 
     def _receive(self, link: BlockingLink, streams, outgoing, timeout: float) -> None:
         try:
@@ -78,7 +90,7 @@ class BoardServer:
         except LinkReset as reset:
             gone = "closed the link" if isinstance(reset.event, PeerClosed) else "restarted"
             log.info("%s: the agent %s; dropping its requests", self.board.name, gone)
-            self.service.reset()
+            self.service.reset(self._clock())
             streams.clear()
             outgoing.clear()
             return
@@ -116,11 +128,14 @@ class BoardServer:
     # --- ports ---------------------------------------------------------------------------
 
     def serve(self, url: str, on_ready: Callable[[str], None] = lambda url: None) -> None:
-        """Serves ``url`` until ``stop_event`` is set."""
-        if url.startswith("socket://"):
-            self._serve_socket(url, on_ready)
-        else:
-            self._serve_device(url, on_ready)
+        """Serves ``url`` until ``stop_event`` is set; then aborts the restore sessions."""
+        try:
+            if url.startswith("socket://"):
+                self._serve_socket(url, on_ready)
+            else:
+                self._serve_device(url, on_ready)
+        finally:
+            self.service.close()
 
     def _serve_socket(self, url: str, on_ready: Callable[[str], None]) -> None:
         parsed = urlparse(url)
@@ -156,7 +171,7 @@ class BoardServer:
 
     def _serve_port(self, port) -> None:
         paced = PacedPort(port, self.baud) if self.baud else port
-        link = BlockingLink(paced)
+        link = BlockingLink(paced, **self.link_options)
         try:
             self.serve_link(link)
         except LinkDead as error:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import config, errors
+from .v1 import resources_pb2 as res
 
 __all__ = [
     "Lab",
@@ -214,6 +215,11 @@ def process_alive(pid: int, start_time: int = 0) -> bool:
     return not (start_time and fields and len(fields) > 19 and int(fields[19]) != start_time)
 
 
+#: Popen objects of this process's lab children, kept so that they are not
+#: reported as "still running" when collected: they are meant to outlive us.
+_children: list[subprocess.Popen] = []
+
+
 def _spawn(lab: Lab, role: str, name: str, argv: list[str]) -> LabProcess:
     log = Path(lab.dir) / f"{name}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")   # ready lines reach the log at once
@@ -225,11 +231,6 @@ def _spawn(lab: Lab, role: str, name: str, argv: list[str]) -> LabProcess:
     lab.processes.append(started)
     lab.save()
     return started
-
-
-#: Popen objects of this process's lab children, kept so that they are not
-#: reported as "still running" when collected: they are meant to outlive us.
-_children: list[subprocess.Popen] = []
 
 
 def _tail(path: str | Path, lines: int = 15) -> str:
@@ -444,5 +445,4 @@ def lab_status(lab: Lab, boards: list | None = None, coordinator_error: str = ""
 
 
 def _health_name(value: int) -> str:
-    from .v1 import resources_pb2 as res
     return res.BoardHealth.Name(value).removeprefix("BOARD_HEALTH_")

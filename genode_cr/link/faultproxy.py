@@ -17,6 +17,7 @@ By default the stream is cut into units at 0x00, so that "corrupt 1 %" means
         agent = BlockingLink.open(f"socket://127.0.0.1:{proxy.port}")
         ...
         proxy.cut(2.0)   # the line goes silent for two seconds, both ways
+        proxy.sever(2.0) # every connection is reset, new ones are refused for two seconds
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import queue
 import random
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -147,6 +149,9 @@ class FaultProxy:
         self._sockets: list[socket.socket] = []
         self._injectors: list[tuple[str, FaultInjector]] = []
         self._threads: list[threading.Thread] = []
+        self._severed_until = float("-inf")
+        #: Connections reset or refused by sever().
+        self.severed = 0
         self._start(self._accept_loop, "faultproxy-accept")
 
     @property
@@ -172,6 +177,17 @@ class FaultProxy:
         with self._lock:
             for _, injector in self._injectors:
                 injector.cut(now, duration)
+
+    def sever(self, duration: float) -> None:
+        """A network that drops: reset every connection now and refuse new ones
+        for ``duration`` seconds (a peer sees its calls fail, not stall)."""
+        with self._lock:
+            self._severed_until = time.monotonic() + duration
+            sockets, self._sockets = self._sockets, []
+            self._injectors = []
+        for sock in sockets:
+            _reset(sock)
+        self.severed += len(sockets) // 2
 
     def counts(self, direction: str | None = None) -> Counter[str]:
         """Fates of units so far, over all connections; direction "up" or "down" or both."""
@@ -215,6 +231,10 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if time.monotonic() < self._severed_until:
+                _reset(client)
+                self.severed += 1
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -269,6 +289,15 @@ class FaultProxy:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+def _reset(sock: socket.socket) -> None:
+    # SO_LINGER 0: close() sends RST, as a dropped route or a rebooted peer would.
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    _shut(sock)
 
 
 def _shut(sock: socket.socket) -> None:

@@ -128,14 +128,18 @@ class LogLines(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ..., next_index: _Optional[int] = ...) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("name", "since_id", "freeze")
+    __slots__ = ("name", "since_id", "freeze", "resume_id", "from_part")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SINCE_ID_FIELD_NUMBER: _ClassVar[int]
     FREEZE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_PART_FIELD_NUMBER: _ClassVar[int]
     name: str
     since_id: str
     freeze: bool
-    def __init__(self, name: _Optional[str] = ..., since_id: _Optional[str] = ..., freeze: _Optional[bool] = ...) -> None: ...
+    resume_id: str
+    from_part: int
+    def __init__(self, name: _Optional[str] = ..., since_id: _Optional[str] = ..., freeze: _Optional[bool] = ..., resume_id: _Optional[str] = ..., from_part: _Optional[int] = ...) -> None: ...
 
 class CheckpointStart(_message.Message):
     __slots__ = ("manifest", "page_count", "page_bytes")
@@ -194,6 +198,20 @@ class StageEnd(_message.Message):
     session: int
     end: CheckpointEnd
     def __init__(self, session: _Optional[int] = ..., end: _Optional[_Union[CheckpointEnd, _Mapping]] = ...) -> None: ...
+
+class StageStatus(_message.Message):
+    __slots__ = ("session", "checkpoint_id", "parts", "last_staged_id", "rounds")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_STAGED_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    session: int
+    checkpoint_id: str
+    parts: int
+    last_staged_id: str
+    rounds: int
+    def __init__(self, session: _Optional[int] = ..., checkpoint_id: _Optional[str] = ..., parts: _Optional[int] = ..., last_staged_id: _Optional[str] = ..., rounds: _Optional[int] = ...) -> None: ...
 
 class StageDone(_message.Message):
     __slots__ = ("rounds", "pages_written")
@@ -270,7 +288,7 @@ class ErrorReply(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("id", "hello", "list_components", "start", "pause", "resume", "kill", "logs", "checkpoint", "restore_begin", "stage_start", "stage_pages", "stage_end", "restore_commit", "restore_abort", "cancel")
+    __slots__ = ("id", "hello", "list_components", "start", "pause", "resume", "kill", "logs", "checkpoint", "restore_begin", "stage_start", "stage_pages", "stage_end", "restore_commit", "restore_abort", "cancel", "stage_status")
     ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     LIST_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +305,7 @@ class Request(_message.Message):
     RESTORE_COMMIT_FIELD_NUMBER: _ClassVar[int]
     RESTORE_ABORT_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    STAGE_STATUS_FIELD_NUMBER: _ClassVar[int]
     id: int
     hello: Hello
     list_components: Empty
@@ -303,10 +322,11 @@ class Request(_message.Message):
     restore_commit: RestoreSession
     restore_abort: RestoreSession
     cancel: Cancel
-    def __init__(self, id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., list_components: _Optional[_Union[Empty, _Mapping]] = ..., start: _Optional[_Union[StartRequest, _Mapping]] = ..., pause: _Optional[_Union[ComponentRequest, _Mapping]] = ..., resume: _Optional[_Union[ComponentRequest, _Mapping]] = ..., kill: _Optional[_Union[ComponentRequest, _Mapping]] = ..., logs: _Optional[_Union[LogsRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointRequest, _Mapping]] = ..., restore_begin: _Optional[_Union[RestoreBegin, _Mapping]] = ..., stage_start: _Optional[_Union[StageStart, _Mapping]] = ..., stage_pages: _Optional[_Union[StagePages, _Mapping]] = ..., stage_end: _Optional[_Union[StageEnd, _Mapping]] = ..., restore_commit: _Optional[_Union[RestoreSession, _Mapping]] = ..., restore_abort: _Optional[_Union[RestoreSession, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ...) -> None: ...
+    stage_status: RestoreSession
+    def __init__(self, id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., list_components: _Optional[_Union[Empty, _Mapping]] = ..., start: _Optional[_Union[StartRequest, _Mapping]] = ..., pause: _Optional[_Union[ComponentRequest, _Mapping]] = ..., resume: _Optional[_Union[ComponentRequest, _Mapping]] = ..., kill: _Optional[_Union[ComponentRequest, _Mapping]] = ..., logs: _Optional[_Union[LogsRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[CheckpointRequest, _Mapping]] = ..., restore_begin: _Optional[_Union[RestoreBegin, _Mapping]] = ..., stage_start: _Optional[_Union[StageStart, _Mapping]] = ..., stage_pages: _Optional[_Union[StagePages, _Mapping]] = ..., stage_end: _Optional[_Union[StageEnd, _Mapping]] = ..., restore_commit: _Optional[_Union[RestoreSession, _Mapping]] = ..., restore_abort: _Optional[_Union[RestoreSession, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., stage_status: _Optional[_Union[RestoreSession, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("id", "last", "error", "board_info", "components", "component", "log_lines", "checkpoint_start", "pages", "checkpoint_end", "restore_session", "stage_done", "restore_report", "ok")
+    __slots__ = ("id", "last", "error", "board_info", "components", "component", "log_lines", "checkpoint_start", "pages", "checkpoint_end", "restore_session", "stage_done", "restore_report", "ok", "stage_status")
     ID_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -321,6 +341,7 @@ class Response(_message.Message):
     STAGE_DONE_FIELD_NUMBER: _ClassVar[int]
     RESTORE_REPORT_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
+    STAGE_STATUS_FIELD_NUMBER: _ClassVar[int]
     id: int
     last: bool
     error: ErrorReply
@@ -335,4 +356,5 @@ class Response(_message.Message):
     stage_done: StageDone
     restore_report: RestoreReport
     ok: Empty
-    def __init__(self, id: _Optional[int] = ..., last: _Optional[bool] = ..., error: _Optional[_Union[ErrorReply, _Mapping]] = ..., board_info: _Optional[_Union[BoardInfo, _Mapping]] = ..., components: _Optional[_Union[ComponentList, _Mapping]] = ..., component: _Optional[_Union[ComponentInfo, _Mapping]] = ..., log_lines: _Optional[_Union[LogLines, _Mapping]] = ..., checkpoint_start: _Optional[_Union[CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[PageChunk, _Mapping]] = ..., checkpoint_end: _Optional[_Union[CheckpointEnd, _Mapping]] = ..., restore_session: _Optional[_Union[RestoreSession, _Mapping]] = ..., stage_done: _Optional[_Union[StageDone, _Mapping]] = ..., restore_report: _Optional[_Union[RestoreReport, _Mapping]] = ..., ok: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+    stage_status: StageStatus
+    def __init__(self, id: _Optional[int] = ..., last: _Optional[bool] = ..., error: _Optional[_Union[ErrorReply, _Mapping]] = ..., board_info: _Optional[_Union[BoardInfo, _Mapping]] = ..., components: _Optional[_Union[ComponentList, _Mapping]] = ..., component: _Optional[_Union[ComponentInfo, _Mapping]] = ..., log_lines: _Optional[_Union[LogLines, _Mapping]] = ..., checkpoint_start: _Optional[_Union[CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[PageChunk, _Mapping]] = ..., checkpoint_end: _Optional[_Union[CheckpointEnd, _Mapping]] = ..., restore_session: _Optional[_Union[RestoreSession, _Mapping]] = ..., stage_done: _Optional[_Union[StageDone, _Mapping]] = ..., restore_report: _Optional[_Union[RestoreReport, _Mapping]] = ..., ok: _Optional[_Union[Empty, _Mapping]] = ..., stage_status: _Optional[_Union[StageStatus, _Mapping]] = ...) -> None: ...

@@ -103,9 +103,12 @@ class BoardConnection:
                     client = await AsyncBoardClient.connect(
                         self.url, baud=self.baud, timeout=self.timeout,
                         connect_timeout=self.connect_timeout)
-                except GenodeCrError as error:     # BoardUnreachable, a protocol mismatch
-                    self._detail = str(error)
-                    log.debug("board %s: %s; again in %.1f s", self.url, error, backoff)
+                except Exception as error:   # unreachable, a protocol mismatch, a bad URL
+                    self._detail = str(error) or type(error).__name__
+                    if isinstance(error, GenodeCrError):
+                        log.debug("board %s: %s; again in %.1f s", self.url, error, backoff)
+                    else:
+                        log.warning("board %s: %s; again in %.1f s", self.url, error, backoff)
                     # Jitter keeps a fleet of agents from knocking in step.
                     await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self.max_backoff)

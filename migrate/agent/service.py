@@ -228,7 +228,7 @@ class AgentService:
             if await anext(incoming, None) is not None:
                 raise RequestError("a staged checkpoint goes on after its CheckpointEnd")
         except BaseException:
-            pass
+            self._abort_in_background(session)
             raise
         return done
 

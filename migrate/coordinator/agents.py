@@ -35,13 +35,17 @@ STREAM_IDLE_TIMEOUT = 60.0
 class StageWriter:
     """One checkpoint being staged on the target: ``write`` parts, then ``finish``."""
 
-    def __init__(self, call: grpc.aio.StreamUnaryCall, session: int, board: str):
+    def __init__(self, call: grpc.aio.StreamUnaryCall, session: int, board: str,
+                 resume_from_part: int = 0):
         self._call = call
         self._session = session
         self._board = board
+        self._resume_from_part = resume_from_part
 
     async def write(self, part: CheckpointPart) -> None:
-        request = apb.AgentServiceStageCheckpointRequest(session=self._session)
+        request = apb.AgentServiceStageCheckpointRequest(
+            session=self._session, resume_from_part=self._resume_from_part)
+        self._resume_from_part = 0          # only the first message of a stream says it
         if isinstance(part, bpb.CheckpointStart):
             request.start.CopyFrom(part)
         elif isinstance(part, bpb.PageChunk):
@@ -129,10 +133,10 @@ class AgentClient:
                 name=name, generation=generation), timeout=self.timeout)
         return reply.component
 
-    async def kill(self, name: str, generation: int = 0) -> None:
+    async def kill(self, name: str, generation: int = 0, *, timeout: float | None = None) -> None:
         with self._errors():
             await self._stub.KillComponent(apb.AgentServiceKillComponentRequest(
-                name=name, generation=generation), timeout=self.timeout)
+                name=name, generation=generation), timeout=timeout or self.timeout)
 
     async def logs(self, name: str, *, from_index: int = 0, follow: bool = False
                    ) -> AsyncIterator[rpb.LogLine]:
@@ -150,10 +154,13 @@ class AgentClient:
     # --- checkpoints and restores -----------------------------------------------------
 
     async def checkpoint(self, name: str, *, since_id: str = "", freeze: bool = False,
-                         generation: int = 0) -> AsyncIterator[CheckpointPart]:
-        """The checkpoint's parts as the board produced them (pages compressed)."""
+                         generation: int = 0, resume_id: str = "", resume_from_part: int = 0
+                         ) -> AsyncIterator[CheckpointPart]:
+        """The checkpoint's parts as the board produced them (pages compressed);
+        with ``resume_id``, that checkpoint again from part ``resume_from_part``."""
         call = self._stub.Checkpoint(apb.AgentServiceCheckpointRequest(
-            name=name, since_id=since_id, freeze=freeze, generation=generation))
+            name=name, since_id=since_id, freeze=freeze, generation=generation,
+            resume_id=resume_id, resume_from_part=resume_from_part))
         try:
             with self._errors():
                 while True:
@@ -177,8 +184,13 @@ class AgentClient:
                                                   timeout=self.timeout)
         return reply.session
 
-    def open_stage(self, session: int) -> StageWriter:
-        return StageWriter(self._stub.StageCheckpoint(), session, self.board)
+    def open_stage(self, session: int, resume_from_part: int = 0) -> StageWriter:
+        return StageWriter(self._stub.StageCheckpoint(), session, self.board, resume_from_part)
+
+    async def stage_status(self, session: int) -> apb.AgentServiceGetStageStatusResponse:
+        with self._errors():
+            return await self._stub.GetStageStatus(
+                apb.AgentServiceGetStageStatusRequest(session=session), timeout=self.timeout)
 
     async def commit_restore(self, session: int, generation: int = 0
                              ) -> apb.AgentServiceCommitRestoreResponse:

@@ -91,7 +91,8 @@ def move_to_pb(move: Move) -> rpb.Move:
         rounds=[rpb.MoveRound(index=r.index, final=r.final, pages=r.pages,
                               page_bytes=r.page_bytes, wire_bytes=r.wire_bytes,
                               duration_ms=r.duration_ms, dirty_rate_bytes_per_s=r.dirty_rate,
-                              checkpoint_id=r.checkpoint_id) for r in move.rounds],
+                              checkpoint_id=r.checkpoint_id, resumes=r.resumes)
+                for r in move.rounds],
         stop_rule=move.stop_rule, predicted_downtime_ms=move.predicted_downtime_ms,
         downtime_ms=move.downtime_ms, total_ms=move.total_ms,
         cancel_requested=move.cancel_requested, create_time=_timestamp(move.created),

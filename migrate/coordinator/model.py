@@ -38,6 +38,7 @@ class Round:
     duration_ms: int
     dirty_rate: int                    # page bytes per second written before this round
     checkpoint_id: str
+    resumes: int = 0                   # streams that broke and went on where they stopped
 
 
 @dataclass

@@ -28,15 +28,13 @@ import time
 import uuid
 from typing import AsyncIterator, Protocol
 
-from genode_cr.checkpoint import PAGE_SIZE
-from genode_cr.v1 import board_pb2 as bpb
-
 from .. import errors
 from ..v1 import resources_pb2 as rpb
 from . import policy
 from .agents import AgentClient
 from .fleet import Fleet
 from .model import Move, MoveOptions, Round
+from .transfer import Transfer
 
 __all__ = ["MoveEngine", "MoveMetrics", "Preflight"]
 
@@ -48,6 +46,9 @@ SAVE_INTERVAL = 1.0
 #: Attempts to settle an ambiguous commit or a rollback before giving up and
 #: leaving the work to the board's fence.
 SETTLE_INTERVAL = 0.5
+#: The component already runs on the target: a source that does not take the
+#: kill this quickly is fenced instead of holding the move up.
+CONFIRM_KILL_TIMEOUT = 5.0
 
 
 class MoveMetrics(Protocol):
@@ -256,11 +257,17 @@ class MoveEngine:
         return [self._moves.get(d["id"]) or Move.from_document(d) for d in docs]
 
     async def watch(self, move_id: str) -> AsyncIterator[Move]:
+        """The move now, then after every change, until it has ended."""
         move = self.get(move_id)
         yield move
-        while not move.terminal and move_id in self._moves:
+        while not move.terminal:
             event = self._events.setdefault(move_id, asyncio.Event())
-            await event.wait()
+            if move_id in self._moves:
+                await event.wait()
+            else:
+                # Driven by no task of ours (yet): a journalled move being recovered.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), SETTLE_INTERVAL)
             move = self.get(move_id)
             yield move
 
@@ -391,49 +398,59 @@ class MoveEngine:
 
     async def _round(self, move: Move, src: AgentClient, dst: AgentClient, since: str, *,
                      final: bool) -> Round:
-        """One checkpoint from the source into the target's restore session."""
+        """One checkpoint from the source into the target's restore session. A
+        link that drops and comes back within the grace time resumes it."""
         started = time.monotonic()
-        writer = dst.open_stage(move.target_session)
-        p = move.progress
         index = len(move.rounds)
-        p.round = index
-        pages = page_bytes = wire_bytes = total_bytes = 0
-        checkpoint_id, taken_at = "", 0
-        try:
-            async for part in src.checkpoint(move.component, since_id=since, freeze=final,
-                                             generation=move.generation):
-                if isinstance(part, bpb.CheckpointStart):
-                    checkpoint_id = part.manifest.id
-                    taken_at = part.manifest.taken_at_us
-                    total_bytes = part.page_bytes
-                elif isinstance(part, bpb.PageChunk):
-                    pages += len(part.pages)
-                    page_bytes += len(part.pages) * PAGE_SIZE
-                    chunk_wire = sum(len(page.data) for page in part.pages)
-                    wire_bytes += chunk_wire
-                    p.bytes_sent += chunk_wire
-                    self._account(move, page_bytes, total_bytes, final)
-                await writer.write(part)
-                if not final:
-                    self._check_cancel(move)
-            await writer.finish()
-        except BaseException:
-            writer.cancel()
-            raise
+        move.progress.round = index
+        transfer = Transfer(move.component, move.target_session, since, final, move.generation)
+        deadline: float | None = None
+        progress_mark = 0
+        sent_before = move.progress.bytes_sent
+
+        def on_part(t: Transfer) -> None:
+            move.progress.bytes_sent = sent_before + t.sent_bytes
+            self._account(move, t.page_bytes, t.announced_bytes, final)
+
+        while True:
+            try:
+                await transfer.run(
+                    src, dst,
+                    on_part=on_part,
+                    check=(lambda: None) if final else (lambda: self._check_cancel(move)))
+                break
+            except errors.Unavailable as error:
+                now = time.monotonic()
+                if transfer.sent_bytes + len(transfer.parts) != progress_mark:
+                    deadline = None         # it moved since the last drop: a new drop
+                    progress_mark = transfer.sent_bytes + len(transfer.parts)
+                deadline = deadline or now + move.options.link_grace_s
+                if now >= deadline:
+                    raise errors.Unavailable(
+                        f"{error} (not back within the {move.options.link_grace_s:g} s link "
+                        "grace)") from error
+                self._check_cancel(move)
+                self._save(move, ("link down", {"round": index, "error": str(error),
+                                                "source_parts": len(transfer.parts)}))
+                await asyncio.sleep(min(SETTLE_INTERVAL, max(0.0, deadline - now)))
+        move.progress.bytes_sent = sent_before + transfer.sent_bytes
         duration = max(time.monotonic() - started, 1e-3)
         previous = self._taken_at.get(move.id) if index else None
-        dirty = int(page_bytes / ((taken_at - previous) / 1e6)) \
+        taken_at = transfer.taken_at_us
+        dirty = int(transfer.page_bytes / ((taken_at - previous) / 1e6)) \
             if previous and taken_at > previous else 0
         self._taken_at[move.id] = taken_at
-        round_ = Round(index, final, pages, page_bytes, wire_bytes, int(duration * 1000),
-                       dirty, checkpoint_id)
+        round_ = Round(index, final, transfer.pages, transfer.page_bytes, transfer.wire_bytes,
+                       int(duration * 1000), dirty, transfer.checkpoint_id,
+                       transfer.attempts - 1)
         move.rounds.append(round_)
-        stats = _round_stats(move.rounds)
-        p.goodput = int(policy.goodput(stats))
+        p = move.progress
+        p.goodput = int(policy.goodput(_round_stats(move.rounds)))
         if dirty:
             p.dirty_rate = dirty
-        self._save(move, ("round", {"index": index, "checkpoint": checkpoint_id,
-                                    "pages": pages, "final": final}))
+        self._save(move, ("round", {"index": index, "checkpoint": transfer.checkpoint_id,
+                                    "pages": transfer.pages, "final": final,
+                                    "resumes": transfer.attempts - 1}))
         return round_
 
     def _account(self, move: Move, round_done: int, round_total: int, final: bool) -> None:
@@ -445,8 +462,11 @@ class MoveEngine:
         if not final and move.rounds:
             remaining += policy.expected_final_bytes(_round_stats(move.rounds))
         p.bytes_remaining = remaining
+        # Until the stop rule fires nobody knows how many rounds remain: pre-copy
+        # fills the bar to 90 %, the final delta to 99 %, the confirm to 100 %.
+        ceiling = 99.0 if final else 90.0
         if done + remaining:
-            p.percent = max(p.percent, min(99.9, 100.0 * done / (done + remaining)))
+            p.percent = max(p.percent, min(ceiling, ceiling * done / (done + remaining)))
         self._progress(move)
 
     def _check_cancel(self, move: Move) -> None:
@@ -464,7 +484,7 @@ class MoveEngine:
                 f"{running.state if running else 'absent'}")
         self.store.set_owner(move.component, move.target, new_generation)
         try:
-            await src.kill(move.component, new_generation)
+            await src.kill(move.component, new_generation, timeout=CONFIRM_KILL_TIMEOUT)
         except errors.Unavailable as error:
             self.store.add_fence(move.source, move.component, new_generation, "kill")
             move.note = (f"{move.source} was unreachable at the end ({error}); its frozen copy "
@@ -516,29 +536,31 @@ class MoveEngine:
 
     async def _roll_back(self, move: Move, src: AgentClient, dst: AgentClient) -> None:
         if move.target_session:
-            with contextlib.suppress(errors.MigrateError):
-                await dst.abort_restore(move.target_session)
+            # An agent that stays away aborts the session itself once it idles.
+            await self._retry_for(move.options.link_grace_s,
+                                  lambda: dst.abort_restore(move.target_session))
         if move.source_frozen:
-            if not await self._resume_source(move, src):
+            if not await self._retry_for(move.options.link_grace_s,
+                                         lambda: src.resume(move.component, move.generation)):
                 self.store.add_fence(move.source, move.component, move.generation, "resume")
                 move.note = (move.note + "; " if move.note else "") + (
                     f"{move.source} could not be reached to resume {move.component}; it is "
                     "resumed when the board returns")
         self.store.set_owner(move.component, move.source, max(move.generation, 1))
 
-    async def _resume_source(self, move: Move, src: AgentClient) -> bool:
-        """False only when the source stayed unreachable through the grace time."""
-        deadline = time.monotonic() + move.options.link_grace_s
+    async def _retry_for(self, seconds: float, call) -> bool:  # type: ignore[no-untyped-def]
+        """Retries a call while its agent is unavailable; False if it stayed away."""
+        deadline = time.monotonic() + seconds
         while True:
             try:
-                await src.resume(move.component, move.generation)
+                await call()
                 return True
             except errors.Unavailable:
                 if time.monotonic() >= deadline:
                     return False
                 await asyncio.sleep(SETTLE_INTERVAL)
-            except Exception as error:  # noqa: BLE001 - the board answered; nothing to retry
-                log.warning("resuming %s on %s: %s", move.component, move.source, error)
+            except errors.MigrateError as error:
+                log.info("%s", error)
                 return True
 
     # --- after a restart, and when boards come back --------------------------------------

@@ -110,16 +110,20 @@ class AgentServiceStreamLogsResponse(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[_resources_pb2.LogLine, _Mapping]]] = ..., next_index: _Optional[int] = ...) -> None: ...
 
 class AgentServiceCheckpointRequest(_message.Message):
-    __slots__ = ("name", "since_id", "freeze", "generation")
+    __slots__ = ("name", "since_id", "freeze", "generation", "resume_id", "resume_from_part")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SINCE_ID_FIELD_NUMBER: _ClassVar[int]
     FREEZE_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    RESUME_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FROM_PART_FIELD_NUMBER: _ClassVar[int]
     name: str
     since_id: str
     freeze: bool
     generation: int
-    def __init__(self, name: _Optional[str] = ..., since_id: _Optional[str] = ..., freeze: _Optional[bool] = ..., generation: _Optional[int] = ...) -> None: ...
+    resume_id: str
+    resume_from_part: int
+    def __init__(self, name: _Optional[str] = ..., since_id: _Optional[str] = ..., freeze: _Optional[bool] = ..., generation: _Optional[int] = ..., resume_id: _Optional[str] = ..., resume_from_part: _Optional[int] = ...) -> None: ...
 
 class AgentServiceCheckpointResponse(_message.Message):
     __slots__ = ("start", "pages", "end")
@@ -144,16 +148,18 @@ class AgentServiceBeginRestoreResponse(_message.Message):
     def __init__(self, session: _Optional[int] = ...) -> None: ...
 
 class AgentServiceStageCheckpointRequest(_message.Message):
-    __slots__ = ("session", "start", "pages", "end")
+    __slots__ = ("session", "start", "pages", "end", "resume_from_part")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FROM_PART_FIELD_NUMBER: _ClassVar[int]
     session: int
     start: _board_pb2.CheckpointStart
     pages: _board_pb2.PageChunk
     end: _board_pb2.CheckpointEnd
-    def __init__(self, session: _Optional[int] = ..., start: _Optional[_Union[_board_pb2.CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[_board_pb2.PageChunk, _Mapping]] = ..., end: _Optional[_Union[_board_pb2.CheckpointEnd, _Mapping]] = ...) -> None: ...
+    resume_from_part: int
+    def __init__(self, session: _Optional[int] = ..., start: _Optional[_Union[_board_pb2.CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[_board_pb2.PageChunk, _Mapping]] = ..., end: _Optional[_Union[_board_pb2.CheckpointEnd, _Mapping]] = ..., resume_from_part: _Optional[int] = ...) -> None: ...
 
 class AgentServiceStageCheckpointResponse(_message.Message):
     __slots__ = ("rounds", "pages_written")
@@ -162,6 +168,26 @@ class AgentServiceStageCheckpointResponse(_message.Message):
     rounds: int
     pages_written: int
     def __init__(self, rounds: _Optional[int] = ..., pages_written: _Optional[int] = ...) -> None: ...
+
+class AgentServiceGetStageStatusRequest(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: int
+    def __init__(self, session: _Optional[int] = ...) -> None: ...
+
+class AgentServiceGetStageStatusResponse(_message.Message):
+    __slots__ = ("session", "checkpoint_id", "parts", "last_staged_id", "rounds")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_STAGED_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    session: int
+    checkpoint_id: str
+    parts: int
+    last_staged_id: str
+    rounds: int
+    def __init__(self, session: _Optional[int] = ..., checkpoint_id: _Optional[str] = ..., parts: _Optional[int] = ..., last_staged_id: _Optional[str] = ..., rounds: _Optional[int] = ...) -> None: ...
 
 class AgentServiceCommitRestoreRequest(_message.Message):
     __slots__ = ("session", "generation")

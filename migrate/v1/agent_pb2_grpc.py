@@ -84,6 +84,11 @@ class AgentServiceStub:
                 request_serializer=migrate_dot_v1_dot_agent__pb2.AgentServiceStageCheckpointRequest.SerializeToString,
                 response_deserializer=migrate_dot_v1_dot_agent__pb2.AgentServiceStageCheckpointResponse.FromString,
                 _registered_method=True)
+        self.GetStageStatus = channel.unary_unary(
+                '/migrate.v1.AgentService/GetStageStatus',
+                request_serializer=migrate_dot_v1_dot_agent__pb2.AgentServiceGetStageStatusRequest.SerializeToString,
+                response_deserializer=migrate_dot_v1_dot_agent__pb2.AgentServiceGetStageStatusResponse.FromString,
+                _registered_method=True)
         self.CommitRestore = channel.unary_unary(
                 '/migrate.v1.AgentService/CommitRestore',
                 request_serializer=migrate_dot_v1_dot_agent__pb2.AgentServiceCommitRestoreRequest.SerializeToString,
@@ -161,6 +166,13 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStageStatus(self, request, context):
+        """Where a restore session stands: for resuming a stage stream that broke.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CommitRestore(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -225,6 +237,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.StageCheckpoint,
                     request_deserializer=migrate_dot_v1_dot_agent__pb2.AgentServiceStageCheckpointRequest.FromString,
                     response_serializer=migrate_dot_v1_dot_agent__pb2.AgentServiceStageCheckpointResponse.SerializeToString,
+            ),
+            'GetStageStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStageStatus,
+                    request_deserializer=migrate_dot_v1_dot_agent__pb2.AgentServiceGetStageStatusRequest.FromString,
+                    response_serializer=migrate_dot_v1_dot_agent__pb2.AgentServiceGetStageStatusResponse.SerializeToString,
             ),
             'CommitRestore': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitRestore,
@@ -507,6 +524,33 @@ class AgentService:
             '/migrate.v1.AgentService/StageCheckpoint',
             migrate_dot_v1_dot_agent__pb2.AgentServiceStageCheckpointRequest.SerializeToString,
             migrate_dot_v1_dot_agent__pb2.AgentServiceStageCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStageStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/migrate.v1.AgentService/GetStageStatus',
+            migrate_dot_v1_dot_agent__pb2.AgentServiceGetStageStatusRequest.SerializeToString,
+            migrate_dot_v1_dot_agent__pb2.AgentServiceGetStageStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

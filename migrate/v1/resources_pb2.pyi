@@ -174,7 +174,7 @@ class PhaseTransition(_message.Message):
     def __init__(self, phase: _Optional[_Union[MovePhase, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MoveRound(_message.Message):
-    __slots__ = ("index", "final", "pages", "page_bytes", "wire_bytes", "duration_ms", "dirty_rate_bytes_per_s", "checkpoint_id")
+    __slots__ = ("index", "final", "pages", "page_bytes", "wire_bytes", "duration_ms", "dirty_rate_bytes_per_s", "checkpoint_id", "resumes")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,7 @@ class MoveRound(_message.Message):
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUMES_FIELD_NUMBER: _ClassVar[int]
     index: int
     final: bool
     pages: int
@@ -191,7 +192,8 @@ class MoveRound(_message.Message):
     duration_ms: int
     dirty_rate_bytes_per_s: int
     checkpoint_id: str
-    def __init__(self, index: _Optional[int] = ..., final: _Optional[bool] = ..., pages: _Optional[int] = ..., page_bytes: _Optional[int] = ..., wire_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., dirty_rate_bytes_per_s: _Optional[int] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+    resumes: int
+    def __init__(self, index: _Optional[int] = ..., final: _Optional[bool] = ..., pages: _Optional[int] = ..., page_bytes: _Optional[int] = ..., wire_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., dirty_rate_bytes_per_s: _Optional[int] = ..., checkpoint_id: _Optional[str] = ..., resumes: _Optional[int] = ...) -> None: ...
 
 class MoveProgress(_message.Message):
     __slots__ = ("round", "bytes_sent", "bytes_remaining", "goodput_bytes_per_s", "dirty_rate_bytes_per_s", "expected_downtime_ms", "convergence", "convergence_reason", "percent")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import threading
 import time
@@ -73,6 +74,20 @@ def boards():
             running.stop()
 
 
+def record_staged_pages(board: BoardThread) -> list[bytes]:
+    """Every page a board's server was given to stage, serialized as it arrived."""
+    received: list[bytes] = []
+    service = board.server.service
+    original = service._on_stage_pages
+
+    def recording(request):
+        received.extend(page.SerializeToString() for page in request.stage_pages.chunk.pages)
+        return original(request)
+
+    service._on_stage_pages = recording
+    return received
+
+
 def run(coroutine: Awaitable[T], timeout: float = 60.0) -> T:
     """Runs a test's coroutine on a fresh loop, failing it if it hangs."""
     async def guarded() -> T:
@@ -80,12 +95,14 @@ def run(coroutine: Awaitable[T], timeout: float = 60.0) -> T:
     return asyncio.run(guarded())
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], what: str,
+async def eventually(check: Callable[[], Any], what: str,
                      timeout: float = DEADLINE, interval: float = 0.05) -> Any:
-    """Polls an async ``check`` until it returns something truthy, within ``timeout``."""
+    """Polls ``check`` (plain or async) until it returns something truthy, within ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:
@@ -160,19 +177,51 @@ class AgentThread:
             self.loop.close()
 
 
+def serving_agent(board: BoardThread) -> AgentThread:
+    from migrate import rpc
+
+    agent = AgentThread(board.url)
+    try:
+        wait_for(lambda: agent.status() == rpc.SERVING, f"the agent of {board.name} serving")
+    except BaseException:
+        agent.close()
+        raise
+    return agent
+
+
 @pytest.fixture
 def agents():
     """start(board: BoardThread) -> AgentThread whose board link is up; closed after the test."""
-    from migrate import rpc
-
     started: list[AgentThread] = []
 
     def start(board: BoardThread) -> AgentThread:
-        agent = AgentThread(board.url)
+        agent = serving_agent(board)
         started.append(agent)
-        wait_for(lambda: agent.status() == rpc.SERVING, f"the agent of {board.name} serving")
         return agent
 
     yield start
     for agent in started:
         agent.close()
+
+
+class Pair:
+    """Two boards with their agents, shared by the tests of a module that leave them as
+    they found them; counter runs on A."""
+
+    def __init__(self) -> None:
+        self.a, self.b = BoardThread("boardA"), BoardThread("boardB")
+        self.source = serving_agent(self.a)
+        self.target = serving_agent(self.b)
+
+    def close(self) -> None:
+        for agent in (self.source, self.target):
+            agent.close()
+        self.a.stop()
+        self.b.stop()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    running = Pair()
+    yield running
+    running.close()

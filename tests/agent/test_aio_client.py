@@ -15,7 +15,7 @@ from genode_cr.link import FaultProxy, Faults
 from genode_cr.v1 import board_pb2 as bpb
 from genode_cr.v1 import checkpoint_pb2 as cpb
 
-from .conftest import assert_continues, counts, eventually, run
+from .conftest import assert_continues, counts, eventually, record_staged_pages, run
 
 
 async def counted_lines(client: AsyncBoardClient, name: str, want: int) -> list[int]:
@@ -23,20 +23,6 @@ async def counted_lines(client: AsyncBoardClient, name: str, want: int) -> list[
         numbers = counts(line.text for line in await client.logs(name))
         return numbers if len(numbers) >= want else None
     return await eventually(enough, f"{want} count lines of {name} on {client.name}")
-
-
-def record_staged_pages(board) -> list[bytes]:
-    """Every page a board's server was given to stage, serialized as it arrived."""
-    received: list[bytes] = []
-    service = board.server.service
-    original = service._on_stage_pages
-
-    def recording(request):
-        received.extend(page.SerializeToString() for page in request.stage_pages.chunk.pages)
-        return original(request)
-
-    service._on_stage_pages = recording
-    return received
 
 
 def test_connect_hello_start_and_list(boards):
@@ -114,7 +100,7 @@ def test_follow_logs_while_a_checkpoint_streams(boards):
                                 return
 
             follower = asyncio.create_task(follow())
-            await eventually(lambda: _true(len(followed) >= 2), "followed lines")
+            await eventually(lambda: len(followed) >= 2, "followed lines")
             messages = [m async for m in client.checkpoint_stream("counter")]
             checkpoint_done.set()
             await asyncio.wait_for(follower, 10)
@@ -132,10 +118,6 @@ def test_follow_logs_while_a_checkpoint_streams(boards):
             assert not a.server.service._followers
 
     run(scenario())
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def reencode(messages, level: int = 19):
@@ -209,6 +191,19 @@ def test_incremental_chain_staged_in_rounds(boards):
             report = await target.commit_restore(session)
             assert report.chain_length == 2
             assert_continues(before, await counted_lines(target, "counter", 2))
+
+    run(scenario())
+
+
+def test_request_ids_wrap_around_past_uint32(boards):
+    a = boards("boardA")
+
+    async def scenario():
+        async with await AsyncBoardClient.connect(a.url, timeout=10) as client:
+            client._last_id = (1 << 32) - 3       # as after four billion requests
+            for _ in range(3):                    # ids 2**32-2, 2**32-1, then 1
+                assert await client.components() == []
+            assert client._last_id == 1
 
     run(scenario())
 

@@ -22,6 +22,7 @@ from typing import Callable
 import pytest
 
 from genode_cr.emu import default_rom_dir
+from genode_cr.link import FaultProxy, Faults
 from migrate.client import CoordinatorClient
 from migrate.v1 import resources_pb2 as rpb
 
@@ -85,6 +86,8 @@ class Fleet:
     coordinator: Proc | None = None
     processes: list[Proc] = field(default_factory=list)
     clients: list[CoordinatorClient] = field(default_factory=list)
+    #: Boards whose agent the coordinator reaches through a FaultProxy (a network that drops).
+    proxies: dict[str, FaultProxy] = field(default_factory=dict)
 
     def spawn(self, role: str, argv: list[str], ready: str) -> Proc:
         log = self.directory / f"{role}.log"
@@ -120,12 +123,25 @@ class Fleet:
         self.agents[board] = proc
         return proc
 
+    def proxy_agent(self, board: str) -> FaultProxy:
+        host, _, port = self.agents[board].address.rpartition(":")
+        # gRPC frames are not delimited by zero bytes: units are whatever one read returned.
+        proxy = FaultProxy((host, int(port)), Faults(delimiter=None))
+        self.proxies[board] = proxy
+        return proxy
+
+    def agent_address(self, board: str) -> str:
+        if board in self.proxies:
+            return f"127.0.0.1:{self.proxies[board].port}"
+        return self.agents[board].address
+
     def write_config(self) -> Path:
         path = self.directory / "coordinator.toml"
         lines = ["[coordinator]", 'listen = "127.0.0.1:0"',
                  f'state_dir = "{self.directory / "state"}"', ""]
-        for name, agent in self.agents.items():
-            lines += ["[[boards]]", f'name = "{name}"', f'agent = "{agent.address}"', ""]
+        for name in self.agents:
+            lines += ["[[boards]]", f'name = "{name}"',
+                      f'agent = "{self.agent_address(name)}"', ""]
         path.write_text("\n".join(lines))
         return path
 
@@ -153,6 +169,8 @@ class Fleet:
             client.close()
         for proc in reversed(self.processes):
             proc.stop()
+        for proxy in self.proxies.values():
+            proxy.close()
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str,
@@ -180,12 +198,14 @@ def fleet(tmp_path, fleet_env):
     """make(boards=("boardA", "boardB"), baud=921600) -> a running Fleet."""
     fleets: list[Fleet] = []
 
-    def make(boards=("boardA", "boardB"), baud: int = 921600) -> Fleet:
+    def make(boards=("boardA", "boardB"), baud: int = 921600, proxied=()) -> Fleet:
         f = Fleet(tmp_path, fleet_env)
         fleets.append(f)
         for name in boards:
             f.start_board(name, baud=baud)
             f.start_agent(name)
+        for name in proxied:
+            f.proxy_agent(name)
         f.start_coordinator()
         f.wait_serving(*boards)
         return f

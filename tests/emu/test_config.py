@@ -35,7 +35,8 @@ SEED = 0x12345678
 HOT = "table_kib=2048\nfill=random\nhot_pages=16\nperiod_ms=10\ncheck_every=10\n"
 
 STARTED = re.compile(r"^kvstore started table_kib (\d+) fill (\w+) hot_pages (\d+) "
-                     r"words_per_page (\d+) period_ms (\d+) check_every (\d+) config ([0-9a-f]{8})$")
+                     r"words_per_page (\d+) period_ms (\d+) check_every (\d+) "
+                     r"config ([0-9a-f]{8})$")
 FILLED = re.compile(r"^kvstore filled (\d+) KiB digest ([0-9a-f]{8})$")
 CHECK = re.compile(r"^check step (\d+) digest ([0-9a-f]{8}) config ([0-9a-f]{8})$")
 

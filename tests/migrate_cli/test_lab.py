@@ -75,10 +75,12 @@ def read_json_lines(process: subprocess.Popen, until, collected: list[dict]) -> 
 
 @pytest.mark.slow
 def test_a_lab_moves_a_counter_that_keeps_counting(lab_env, xdg):
+    client_config = xdg / "config" / "genode-migrate" / "client.toml"
+    client_config.parent.mkdir(parents=True)
+    users = '[client]\ncoordinator = "192.0.2.1:7700"\n'
+    client_config.write_text(users)
     up = ok(run(lab_env, "lab", "up", "--boards", "2"))
     assert "coordinator" in up.stdout and lab_json(xdg).exists()
-    client_config = xdg / "config" / "genode-migrate" / "client.toml"
-    assert client_config.exists()
 
     again = run(lab_env, "lab", "up")
     assert again.returncode == 4
@@ -86,6 +88,7 @@ def test_a_lab_moves_a_counter_that_keeps_counting(lab_env, xdg):
 
     status = json.loads(ok(run(lab_env, "lab", "status", "-o", "json")).stdout)["lab"]
     assert re.fullmatch(r"127\.0\.0\.1:\d+", status["coordinator"]["address"])
+    assert f'"{status["coordinator"]["address"]}"' in client_config.read_text()
     assert status["coordinator"]["alive"]
     assert [b["name"] for b in status["boards"]] == ["boardA", "boardB"]
     for board in status["boards"]:
@@ -127,7 +130,8 @@ def test_a_lab_moves_a_counter_that_keeps_counting(lab_env, xdg):
                                         ("boardA", "boardB", "agent-boardA", "agent-boardB",
                                          "coordinator")]
     assert not [pid for pid, start_time in pids if process_alive(pid, start_time)]
-    assert not lab_json(xdg).exists() and not client_config.exists()
+    assert not lab_json(xdg).exists()
+    assert client_config.read_text() == users          # the user's configuration is back
     assert run(lab_env, "lab", "status").returncode == 3
 
 

@@ -10,6 +10,7 @@ from genode_cr.client import BoardClient
 from genode_cr.emu import Board, default_rom_dir
 from genode_cr.link import BlockingLink, LinkDead, PacedPort, loop_pair, memory_pair
 from genode_cr.server import BoardServer
+from genode_cr.service import DEFAULT_ORPHAN_TIMEOUT
 
 
 class KeepOpen:
@@ -36,10 +37,11 @@ class RunningBoard:
     """A board server on a thread, and a client connected to it."""
 
     def __init__(self, name: str, transport: str, baud: int = 0, rom_dir=None, faults=None,
-                 **link_options):
+                 orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT, **link_options):
         self.name = name
         self.transport = transport
         self.baud = baud
+        self.orphan_timeout = orphan_timeout
         self.rom_dir = rom_dir or default_rom_dir()
         self.server: BoardServer | None = None
         self.thread: threading.Thread | None = None
@@ -56,7 +58,7 @@ class RunningBoard:
     def boot(self) -> None:
         """Starts (or restarts) the board; a restart is a new board, new epoch."""
         self.board = Board(self.name, rom_dir=self.rom_dir)
-        self.server = BoardServer(self.board, baud=self.baud)
+        self.server = BoardServer(self.board, baud=self.baud, orphan_timeout=self.orphan_timeout)
         if self.transport == "tcp":
             ready = threading.Event()
 

@@ -106,7 +106,7 @@ def test_board_restarting_mid_transfer(memory_boards):
 
 
 def test_agent_restarting_mid_restore_leaves_the_target_as_it_was(memory_boards):
-    a, b = memory_boards("boardA"), memory_boards("boardB")
+    a, b = memory_boards("boardA"), memory_boards("boardB", orphan_timeout=0.5)
     with a.connect() as source:
         source.start("counter")
         wait_for(lambda: counts(source.logs("counter")))
@@ -118,8 +118,11 @@ def test_agent_restarting_mid_restore_leaves_the_target_as_it_was(memory_boards)
     assert agent.hello().ram_free < free, "a staged restore holds its quota"
     agent.link.close()                        # the agent dies; a new one comes up
     with b.connect() as fresh:
+        # Nobody claims the orphaned session: once its time is up the board aborts it.
         wait_for(lambda: fresh.hello().ram_free == free)
-        assert fresh.components() == []
+        assert fresh.components() == [] and b.board.cr.staged == []
+        with pytest.raises(errors.RequestError, match="no restore session"):
+            fresh.stage_status(session)
 
 
 def test_dead_board_is_reported_within_the_timeout(memory_boards):
