@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import AsyncIterator, Protocol
 
 from .. import errors
@@ -181,39 +182,52 @@ class MoveEngine:
                             checks=checks.checks, feasible=checks.passed)
         if comp is None or src is None:
             return plan
-        goodput, dirty, working_set, basis = self._history(component, src)
+        known = self._history(component, src)
         ram = comp.ram_used_bytes
-        if options.mode == "stop-copy":
-            dirty = 0
-        prediction = policy.predict(ram, goodput, dirty, working_set_bytes=working_set,
-                                    max_downtime_ms=options.max_downtime_ms,
-                                    max_rounds=options.max_rounds)
+        dirty = 0 if options.mode == "stop-copy" else known.dirty_rate
+        prediction = policy.predict(
+            ram, known.wire_rate, dirty, working_set_bytes=known.working_set,
+            wire_ratio_=known.wire_ratio, latency_s=known.latency_s,
+            switchover_s=known.switchover_s, max_downtime_ms=options.max_downtime_ms,
+            max_rounds=options.max_rounds)
         plan.ram_bytes = ram
-        plan.goodput_bytes_per_s = int(goodput)
+        plan.goodput_bytes_per_s = int(known.wire_rate / known.wire_ratio)
         plan.dirty_rate_bytes_per_s = int(dirty)
         plan.predicted_total_ms = prediction.total_ms
         plan.predicted_downtime_ms = (prediction.stop_copy_downtime_ms
                                       if options.mode == "stop-copy" else prediction.downtime_ms)
         plan.stop_copy_downtime_ms = prediction.stop_copy_downtime_ms
-        plan.prediction_basis = f"{basis}; {prediction.basis}"
+        plan.prediction_basis = f"{known.basis}; {prediction.basis}"
         return plan
 
-    def _history(self, component: str, source: rpb.Board
-                 ) -> tuple[float, float, int | None, str]:
-        """Goodput, dirty rate and working set from the last finished move of
-        the component, else the source line's rate and no writes known."""
+    def _history(self, component: str, source: rpb.Board) -> _Known:
+        """What the last finished move of the component measured, else the
+        source line's rate and nothing known of its writes."""
         for doc in self.store.list_moves(component=component, limit=20):
             move = Move.from_document(doc)
-            if move.phase == "done" and move.rounds:
-                rate = policy.goodput(_round_stats(move.rounds))
+            if move.phase == "done" and len(move.rounds) >= 1:
+                stats = _round_stats(move.rounds)
+                model = policy.link_model(stats)
                 deltas = [r for r in move.rounds if r.index > 0]
-                dirty = max((r.dirty_rate for r in deltas), default=0)
-                working_set = max((r.page_bytes for r in deltas), default=None)
-                return rate, dirty, working_set, f"measured by move {move.id}"
+                return _Known(
+                    wire_rate=model.wire_rate, latency_s=model.latency_s,
+                    wire_ratio=policy.wire_ratio(stats) or 1.0,
+                    dirty_rate=max((r.dirty_rate for r in deltas), default=0),
+                    working_set=max((r.page_bytes for r in deltas), default=None),
+                    switchover_s=_switchover_s(move),
+                    basis=f"measured by move {move.id}")
         baud = source.baud or 921600
         # 10 bits a byte on the UART; pages travel compressed, assume none.
-        return baud / 10, 0.0, None, (f"line rate of {baud} baud, dirty rate unknown "
-                                      "(no earlier move of this component)")
+        return _Known(wire_rate=baud / 10, basis=f"line rate of {baud} baud, dirty rate "
+                      "unknown (no earlier move of this component)")
+
+    def switchover_s(self) -> float:
+        """Commit and confirm, as the last finished move measured them."""
+        for doc in self.store.list_moves(limit=20):
+            move = Move.from_document(doc)
+            if move.phase == "done" and move.rounds:
+                return _switchover_s(move)
+        return policy.DEFAULT_SWITCHOVER_S
 
     # --- creating, watching, cancelling -------------------------------------------------
 
@@ -373,13 +387,15 @@ class MoveEngine:
 
     async def _pre_copy(self, move: Move, src: AgentClient, dst: AgentClient) -> str:
         since = ""
+        switchover = self.switchover_s()
         while True:
             self._check_cancel(move)
             round_ = await self._round(move, src, dst, since, final=False)
             since = round_.checkpoint_id
             decision = policy.decide(_round_stats(move.rounds),
                                      max_downtime_ms=move.options.max_downtime_ms,
-                                     max_rounds=move.options.max_rounds)
+                                     max_rounds=move.options.max_rounds,
+                                     switchover_s=switchover)
             p = move.progress
             p.expected_downtime_ms = decision.expected_downtime_ms
             p.convergence, p.convergence_reason = decision.convergence.value, decision.reason
@@ -608,6 +624,25 @@ class MoveEngine:
             self.store.remove_fence(board, fence.component)
             done += 1
         return done
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What earlier moves tell about the next one."""
+    wire_rate: float
+    basis: str
+    latency_s: float = policy.DEFAULT_ROUND_LATENCY_S
+    wire_ratio: float = 1.0
+    dirty_rate: float = 0.0
+    working_set: int | None = None
+    switchover_s: float = policy.DEFAULT_SWITCHOVER_S
+
+
+def _switchover_s(move: Move) -> float:
+    final = move.rounds[-1]
+    if not final.final or move.downtime_ms <= final.duration_ms:
+        return policy.DEFAULT_SWITCHOVER_S
+    return (move.downtime_ms - final.duration_ms) / 1000
 
 
 def _round_stats(rounds: list[Round]) -> list[policy.RoundStats]:

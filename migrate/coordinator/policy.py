@@ -31,6 +31,9 @@ __all__ = [
     "decide",
     "predict",
     "Prediction",
+    "LinkModel",
+    "link_model",
+    "expected_downtime_ms",
 ]
 
 #: QEMU's default downtime-limit.
@@ -41,9 +44,11 @@ DEFAULT_MAX_ROUNDS = 8
 SMALL_DELTA_PAGES = 64
 #: P.Haul's growth limit: a pass more than 10 % larger than the one before.
 GROWTH_LIMIT = 1.10
-#: Time a freeze, a commit and a confirm take beyond the wire, measured on the
-#: emulated boards (bench/migration.py prints the split); added to predictions.
-FIXED_DOWNTIME_MS = 60
+#: Until a move has measured them: what a round costs whatever its size
+#: (requests crossing both UARTs, the capture, the stage), and what the
+#: switch-over after the final round costs (commit, start, confirm).
+DEFAULT_ROUND_LATENCY_S = 0.1
+DEFAULT_SWITCHOVER_S = 0.1
 
 
 class Convergence(Enum):
@@ -80,8 +85,39 @@ def goodput(rounds: list[RoundStats]) -> float:
 
 
 def wire_ratio(rounds: list[RoundStats]) -> float:
+    """Wire bytes per page byte: how well the pages compress."""
     raw = sum(r.page_bytes for r in rounds)
     return sum(r.wire_bytes for r in rounds) / raw if raw else 1.0
+
+
+@dataclass(frozen=True)
+class LinkModel:
+    """A round takes ``latency_s`` plus its wire bytes at ``wire_rate``."""
+    wire_rate: float
+    latency_s: float
+
+    def seconds(self, wire_bytes: float) -> float:
+        return self.latency_s + (wire_bytes / self.wire_rate if self.wire_rate else 0.0)
+
+
+def link_model(rounds: list[RoundStats]) -> LinkModel:
+    """Fits duration = latency + wire bytes / rate over the rounds (least
+    squares); with too little spread in their sizes, the largest round's rate
+    and the default latency."""
+    if len({r.wire_bytes for r in rounds}) >= 2:
+        n = len(rounds)
+        mean_w = sum(r.wire_bytes for r in rounds) / n
+        mean_d = sum(r.duration_s for r in rounds) / n
+        sxx = sum((r.wire_bytes - mean_w) ** 2 for r in rounds)
+        sxy = sum((r.wire_bytes - mean_w) * (r.duration_s - mean_d) for r in rounds)
+        if sxx > 0 and sxy > 0:
+            per_byte = sxy / sxx
+            latency = mean_d - per_byte * mean_w
+            if latency >= 0:
+                return LinkModel(1 / per_byte, latency)
+    largest = max(rounds, key=lambda r: r.wire_bytes)
+    rate = largest.wire_bytes / largest.duration_s if largest.duration_s > 0 else 0.0
+    return LinkModel(rate, DEFAULT_ROUND_LATENCY_S)
 
 
 def expected_final_bytes(rounds: list[RoundStats]) -> int:
@@ -91,10 +127,14 @@ def expected_final_bytes(rounds: list[RoundStats]) -> int:
     return rounds[-1].page_bytes
 
 
-def downtime_ms(page_bytes: int, rate: float) -> int:
-    if rate <= 0:
+def expected_downtime_ms(rounds: list[RoundStats], switchover_s: float) -> int:
+    """Freeze to running on the target: the final round at the measured link,
+    then the switch-over."""
+    model = link_model(rounds)
+    if model.wire_rate <= 0 and expected_final_bytes(rounds):
         return 2**31 - 1
-    return int(page_bytes / rate * 1000) + FIXED_DOWNTIME_MS
+    final_wire = expected_final_bytes(rounds) * wire_ratio(rounds)
+    return int((model.seconds(final_wire) + switchover_s) * 1000)
 
 
 def assess(rounds: list[RoundStats]) -> tuple[Convergence, str]:
@@ -113,11 +153,10 @@ def assess(rounds: list[RoundStats]) -> tuple[Convergence, str]:
 
 
 def decide(rounds: list[RoundStats], *, max_downtime_ms: int = DEFAULT_MAX_DOWNTIME_MS,
-           max_rounds: int = DEFAULT_MAX_ROUNDS) -> Decision:
+           max_rounds: int = DEFAULT_MAX_ROUNDS,
+           switchover_s: float = DEFAULT_SWITCHOVER_S) -> Decision:
     """After a round: copy another, or freeze and send the final delta."""
-    rate = goodput(rounds)
-    final = expected_final_bytes(rounds)
-    expected = downtime_ms(final, rate)
+    expected = expected_downtime_ms(rounds, switchover_s)
     convergence, reason = assess(rounds)
     last = rounds[-1]
 
@@ -143,28 +182,35 @@ class Prediction:
     basis: str
 
 
-def predict(ram_bytes: int, goodput_bps: float, dirty_rate_bps: float, *,
-            working_set_bytes: int | None = None,
+def predict(ram_bytes: int, wire_rate: float, dirty_rate_bps: float, *,
+            working_set_bytes: int | None = None, wire_ratio_: float = 1.0,
+            latency_s: float = DEFAULT_ROUND_LATENCY_S,
+            switchover_s: float = DEFAULT_SWITCHOVER_S,
             max_downtime_ms: int = DEFAULT_MAX_DOWNTIME_MS,
             max_rounds: int = DEFAULT_MAX_ROUNDS) -> Prediction:
     """A dry run of the rounds: the first carries the whole RAM, each later one
     what was written during the one before, which a component that rewrites
-    a hot set caps at that set (``working_set_bytes``)."""
-    if goodput_bps <= 0:
+    a hot set caps at that set (``working_set_bytes``). Rounds cost
+    ``latency_s`` plus their compressed bytes at ``wire_rate``."""
+    if wire_rate <= 0:
         return Prediction(0, 0, 0, "no goodput measured yet")
-    rounds = []
+    model = LinkModel(wire_rate, latency_s)
+    rounds: list[RoundStats] = []
     size = float(ram_bytes)
     for index in range(max_rounds):
-        duration = size / goodput_bps
-        rounds.append(RoundStats(index, int(size // 4096), int(size), int(size), duration,
-                                 dirty_rate_bps))
-        if decide(rounds, max_downtime_ms=max_downtime_ms, max_rounds=max_rounds).stop:
+        wire = size * wire_ratio_
+        rounds.append(RoundStats(index, int(size // 4096), int(size), int(wire),
+                                 model.seconds(wire), dirty_rate_bps))
+        if decide(rounds, max_downtime_ms=max_downtime_ms, max_rounds=max_rounds,
+                  switchover_s=switchover_s).stop:
             break
         size = min(float(ram_bytes), float(working_set_bytes or ram_bytes),
-                   dirty_rate_bps * duration)
-    final = expected_final_bytes(rounds)
-    total = sum(r.duration_s for r in rounds) * 1000 + downtime_ms(final, goodput_bps)
-    return Prediction(int(total), downtime_ms(final, goodput_bps),
-                      downtime_ms(ram_bytes, goodput_bps),
-                      f"{ram_bytes} bytes at {goodput_bps:.0f} B/s, "
-                      f"component writes {dirty_rate_bps:.0f} B/s")
+                   dirty_rate_bps * rounds[-1].duration_s)
+    final = expected_final_bytes(rounds) * wire_ratio_
+    downtime = int((model.seconds(final) + switchover_s) * 1000)
+    stop_copy = int((model.seconds(ram_bytes * wire_ratio_) + switchover_s) * 1000)
+    total = int(sum(r.duration_s for r in rounds) * 1000) + downtime
+    return Prediction(total, downtime, stop_copy,
+                      f"{ram_bytes} bytes, {wire_ratio_:.2f} of it on the wire at "
+                      f"{wire_rate:.0f} B/s plus {latency_s * 1000:.0f} ms a round; component "
+                      f"writes {dirty_rate_bps:.0f} B/s")

@@ -377,3 +377,27 @@ def test_coordinator_killed_at_a_random_instant(fleet, seed):
     before = len(counts(l.text for l in client.stream_logs("counter")))
     wait_for(lambda: len(counts(l.text for l in client.stream_logs("counter"))) > before, 60,
              f"counter counting on {expected} (seed {seed})")
+
+
+def test_dry_run_checks_and_predicts_then_learns_from_the_move(fleet):
+    f = fleet()
+    client = f.client()
+    client.start_component("counter", "boardA")
+    plan = client.plan_move("counter", "boardB")
+    assert plan.feasible and plan.source_board == "boardA"
+    assert {c.name for c in plan.checks} >= {"boardA healthy", "boardB healthy", "arch",
+                                             "kernel", "protocol", "rom", "ram", "caps", "name"}
+    assert all(c.passed for c in plan.checks)
+    assert "line rate of 921600 baud" in plan.prediction_basis
+    assert 0 < plan.predicted_downtime_ms <= plan.stop_copy_downtime_ms
+    assert plan.predicted_total_ms >= plan.predicted_downtime_ms
+    assert client.list_moves("counter") == []          # nothing moved
+    done = finish(client, client.create_move("counter", "boardB").id)
+    assert done.phase == rpb.MOVE_PHASE_DONE
+    again = client.plan_move("counter", "boardA")
+    assert f"measured by move {done.id}" in again.prediction_basis
+    # The measured model predicts the downtime it saw, within a factor of three.
+    assert done.downtime_ms / 3 <= again.predicted_downtime_ms <= done.downtime_ms * 3
+    blocked = client.plan_move("counter", "boardA",
+                               options=rpb.MoveOptions(mode=rpb.MOVE_MODE_STOP_COPY))
+    assert blocked.predicted_downtime_ms == blocked.stop_copy_downtime_ms

@@ -73,3 +73,26 @@ def test_prediction_of_a_hot_set_workload():
 
 def test_no_goodput_no_prediction():
     assert policy.predict(1 << 20, 0.0, 0.0).basis == "no goodput measured yet"
+
+
+def test_link_model_separates_latency_from_rate():
+    rounds = [RoundStats(i, n, n * PAGE, n * PAGE, 0.1 + n * PAGE / RATE, 0.0)
+              for i, n in enumerate((2048, 16, 0))]
+    model = policy.link_model(rounds)
+    assert model.latency_s == pytest.approx(0.1, rel=1e-6)
+    assert model.wire_rate == pytest.approx(RATE, rel=1e-6)
+
+
+def test_expected_downtime_includes_round_latency_and_switchover():
+    # A component that wrote nothing: the final round is pure latency.
+    rounds = [RoundStats(0, 4, 4 * PAGE, 400, 0.111, 0.0), RoundStats(1, 0, 0, 0, 0.098, 0.0)]
+    expected = policy.expected_downtime_ms(rounds, switchover_s=0.1)
+    assert 180 <= expected <= 230
+    tight = policy.decide(rounds, max_downtime_ms=150, switchover_s=0.1)
+    assert tight.stop and tight.rule == "small-delta" and tight.overshoot
+
+
+def test_compressible_pages_predict_shorter_downtime():
+    incompressible = policy.predict(1 << 20, RATE, 0.0, wire_ratio_=1.0)
+    compressible = policy.predict(1 << 20, RATE, 0.0, wire_ratio_=0.1)
+    assert compressible.stop_copy_downtime_ms < incompressible.stop_copy_downtime_ms / 5
