@@ -195,7 +195,7 @@ class LabRun:
                     print(f"warning: lab processes survived SIGKILL: {', '.join(left)}",
                           file=sys.stderr)
             if self.dir is not None:
-                if error is None:
+                if error is None or isinstance(error, KeyboardInterrupt):
                     shutil.rmtree(self.dir, ignore_errors=True)
                 else:
                     print(f"lab logs kept in {self.dir / 'state' / 'genode-migrate' / 'lab'}",

@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         names = run.boards
         pid = run.coordinator_pid
         memory = {role: rss_bytes(run.pids(role)) for role in ("board", "agent", "coordinator")}
-        say("lab resident memory: " + ", ".join(
-            f"{role}s {size / MIB:.0f} MiB" for role, size in memory.items()))
+        say(f"lab resident memory: {boards} boards {memory['board'] / MIB:.0f} MiB, {boards} "
+            f"agents {memory['agent'] / MIB:.0f} MiB, coordinator "
+            f"{memory['coordinator'] / MIB:.0f} MiB")
 
         alone = solo_moves(run, names[0], names[offset % boards], solo, say)
         alone_ok = all(o.done and o.intact for o in alone) and len(alone) == solo

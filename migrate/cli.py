@@ -37,7 +37,7 @@ from genode_cr.inspection import describe, describe_text, human_size
 from . import __version__, config, errors, lab as lab_
 from .client import DEFAULT_TIMEOUT, CoordinatorClient
 from .moveview import (MoveProgressModel, enum_name, move_text, ms, open_view,
-                       phase_name, plan_text, rate, table, watch_move)
+                       phase_name, plan_text, table, watch_move)
 from .v1 import resources_pb2 as res
 
 __all__ = ["main", "run", "cli", "Settings", "exit_code_for", "EXIT_CODES", "OperationFailed",

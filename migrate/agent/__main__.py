@@ -1,4 +1,4 @@
-"""python -m migrate.agent --board-url URL --listen HOST:PORT [--baud B]"""
+"""python -m migrate.agent --board-url URL --listen HOST:PORT [--baud B] [--session-idle-timeout S]"""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ def main() -> int:
                         help="HOST:PORT to serve gRPC on (port 0 picks one)")
     parser.add_argument("--baud", type=int, default=None,
                         help="the serial device's baud rate (ignored by socket:// URLs)")
+    parser.add_argument("--session-idle-timeout", type=float, default=300.0, metavar="S",
+                        help="abort restore sessions unused for this many seconds")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        run(args.board_url, args.listen, baud=args.baud)
+        run(args.board_url, args.listen, baud=args.baud,
+            session_idle_timeout=args.session_idle_timeout)
     except OSError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2

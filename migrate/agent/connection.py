@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 import random
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from genode_cr.aio_client import DEFAULT_TIMEOUT, AsyncBoardClient
 from genode_cr.errors import GenodeCrError
@@ -38,8 +38,11 @@ class BoardConnection:
     def __init__(self, url: str, *, baud: int | None = None, timeout: float = DEFAULT_TIMEOUT,
                  connect_timeout: float = CONNECT_TIMEOUT_S,
                  min_backoff: float = MIN_BACKOFF_S, max_backoff: float = MAX_BACKOFF_S,
-                 on_change: ChangeCallback | None = None):
+                 on_change: ChangeCallback | None = None,
+                 link_options: Mapping[str, Any] | None = None):
         self.url = url
+        #: For our side of each link (``Link``: rto, dead_after, ...).
+        self.link_options = dict(link_options or {})
         self.baud = baud
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -48,7 +51,7 @@ class BoardConnection:
         self.on_change = on_change
         #: The board's hello on the latest connection (kept while down: the last known).
         self.info: bpb.BoardInfo | None = None
-        #: Counts connections: a restore session belongs to the connection that opened it.
+        #: Counts connections (the board keeps restore sessions across them).
         self.connection_id = 0
         self._client: AsyncBoardClient | None = None
         self._detail = "not connected yet"
@@ -102,7 +105,7 @@ class BoardConnection:
                 try:
                     client = await AsyncBoardClient.connect(
                         self.url, baud=self.baud, timeout=self.timeout,
-                        connect_timeout=self.connect_timeout)
+                        connect_timeout=self.connect_timeout, link_options=self.link_options)
                 except Exception as error:   # unreachable, a protocol mismatch, a bad URL
                     self._detail = str(error) or type(error).__name__
                     if isinstance(error, GenodeCrError):

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import grpc
 from grpc_health.v1 import health
@@ -26,7 +26,7 @@ from genode_cr.aio_client import DEFAULT_TIMEOUT
 from .. import rpc
 from ..v1 import agent_pb2, agent_pb2_grpc
 from .connection import MAX_BACKOFF_S, BoardConnection
-from .service import AgentService
+from .service import DEFAULT_SESSION_IDLE_TIMEOUT, AgentService
 from .servicer import AgentServicer
 
 __all__ = ["Agent", "SERVICE_NAME", "run", "serve", "start"]
@@ -75,8 +75,14 @@ class Agent:
 
 
 async def start(board_url: str, listen: str, *, baud: int | None = None,
-                timeout: float = DEFAULT_TIMEOUT, max_backoff: float = MAX_BACKOFF_S) -> Agent:
-    """Starts serving ``listen`` ("127.0.0.1:0" picks a port) and connecting to the board."""
+                timeout: float = DEFAULT_TIMEOUT, max_backoff: float = MAX_BACKOFF_S,
+                session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT,
+                link_options: Mapping[str, Any] | None = None) -> Agent:
+    """Starts serving ``listen`` ("127.0.0.1:0" picks a port) and connecting to the board.
+
+    ``session_idle_timeout``: restore sessions unused this long are aborted.
+    ``link_options``: for the agent's side of the board link (``Link``: dead_after, ...).
+    """
     server = grpc.aio.server(options=rpc.SERVER_OPTIONS)
     status = _Health(rpc.add_health_and_reflection(server, [SERVICE_NAME]))
     host = listen.rpartition(":")[0]
@@ -88,8 +94,8 @@ async def start(board_url: str, listen: str, *, baud: int | None = None,
         raise OSError(f"cannot listen on {listen}")
     address = f"{host}:{port}"
     connection = BoardConnection(board_url, baud=baud, timeout=timeout, max_backoff=max_backoff,
-                                 on_change=status.set)
-    service = AgentService(connection)
+                                 on_change=status.set, link_options=link_options)
+    service = AgentService(connection, session_idle_timeout=session_idle_timeout)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(service, address=address),
                                                       server)
     await status.set(False)                # until the board has said hello
@@ -99,7 +105,8 @@ async def start(board_url: str, listen: str, *, baud: int | None = None,
 
 
 async def serve(board_url: str, listen: str, *, baud: int | None = None,
-                ready: Ready | None = None) -> None:
+                ready: Ready | None = None,
+                session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT) -> None:
     """Serves until SIGINT or SIGTERM. ``ready`` None prints the ready line."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,7 +115,7 @@ async def serve(board_url: str, listen: str, *, baud: int | None = None,
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
-    agent = await start(board_url, listen, baud=baud)
+    agent = await start(board_url, listen, baud=baud, session_idle_timeout=session_idle_timeout)
     try:
         board_up = asyncio.ensure_future(agent.connection.wait_up())
         stopped = asyncio.ensure_future(stop.wait())
@@ -132,6 +139,8 @@ async def serve(board_url: str, listen: str, *, baud: int | None = None,
 
 
 def run(board_url: str, listen: str, *, baud: int | None = None,
-        ready: Ready | None = None) -> None:
+        ready: Ready | None = None,
+        session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT) -> None:
     """``serve`` on a new event loop; returns after SIGINT or SIGTERM."""
-    asyncio.run(serve(board_url, listen, baud=baud, ready=ready))
+    asyncio.run(serve(board_url, listen, baud=baud, ready=ready,
+                      session_idle_timeout=session_idle_timeout))

@@ -10,6 +10,13 @@ Errors: bad requests raise ``migrate.errors.RequestError``; a board that
 cannot be reached raises ``Unavailable`` (also for calls the link's death
 caught in flight); a board's refusal keeps its genode_cr type, which the gRPC
 edge maps.
+
+Restore sessions outlive what carries them: the board keeps a session when
+the agent's link drops (docs/board-protocol.md 4.5), and a stage stream that
+breaks leaves its session as it was, for the caller to resume from where the
+board stopped (``resume_from_part``, ``stage_status``) or abort. Malformed
+content and refusals still abort it; so does ``session_idle_timeout`` without
+any use, so that a caller that vanished cannot hold the board's quota.
 """
 
 from __future__ import annotations
@@ -17,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterable, AsyncIterator, Iterator
 
 from genode_cr.aio_client import AsyncBoardClient, CheckpointMessage
-from genode_cr.errors import BoardUnreachable
+from genode_cr.errors import BoardUnreachable, GenodeCrError
 from genode_cr.model import ComponentInfo, RestoreReport
 from genode_cr.v1 import board_pb2 as bpb
 
@@ -29,7 +36,7 @@ from ..errors import NotFound, PreconditionFailed, RequestError, Unavailable
 from .connection import BoardConnection
 from .fencing import Fences
 
-__all__ = ["AgentService", "BoardStatus", "MAX_NAME_LENGTH"]
+__all__ = ["AgentService", "BoardStatus", "DEFAULT_SESSION_IDLE_TIMEOUT", "MAX_NAME_LENGTH"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,9 @@ MAX_CAP_QUOTA = 1 << 20
 MAX_CHUNK_PAGES = 64
 MAX_CHUNK_BYTES = 512 << 10
 
+#: Seconds a restore session may go unused before the agent aborts it.
+DEFAULT_SESSION_IDLE_TIMEOUT = 300.0
+
 
 @dataclass(frozen=True)
 class BoardStatus:
@@ -55,8 +65,16 @@ class BoardStatus:
 
 @dataclass
 class _Session:
-    connection_id: int      # the board forgets a session when the link that opened it ends
     component: str          # "" until the name or the first staged manifest says
+    used_at: float          # the loop's clock at its last use, for the idle timeout
+    staging_id: str = ""    # the checkpoint whose parts were forwarded last, until staged
+    # Held while a part is on its way to the board, so that a stream resuming the
+    # session asks where it stands only after every part forwarded before.
+    forwarding: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _StreamEnded(RequestError):
+    """A stage stream that stopped before its CheckpointEnd: broken, not malformed."""
 
 
 def _check_name(value: str, what: str = "name", *, required: bool = True) -> str:
@@ -66,6 +84,12 @@ def _check_name(value: str, what: str = "name", *, required: bool = True) -> str
         return value
     if len(value) > MAX_NAME_LENGTH or not value.isprintable():
         raise RequestError(f"{what} must be at most {MAX_NAME_LENGTH} printable characters")
+    return value
+
+
+def _check_id(value: str, what: str) -> str:
+    if len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise RequestError(f"{what} must be at most {MAX_ID_LENGTH} printable characters")
     return value
 
 
@@ -94,11 +118,14 @@ def _unavailable_when_unreachable() -> Iterator[None]:
 
 
 class AgentService:
-    def __init__(self, connection: BoardConnection):
+    def __init__(self, connection: BoardConnection, *,
+                 session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT):
         self.connection = connection
         self.fences = Fences()
+        self.session_idle_timeout = session_idle_timeout
         self._sessions: dict[int, _Session] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
 
     @property
     def board_name(self) -> str:
@@ -108,7 +135,12 @@ class AgentService:
         return self.connection.client()
 
     async def close(self) -> None:
-        """Lets the session aborts still under way finish (briefly)."""
+        """Stops watching for idle sessions; lets the aborts under way finish (briefly)."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
         if self._cleanups:
             await asyncio.wait(self._cleanups, timeout=2.0)
 
@@ -175,27 +207,35 @@ class AgentService:
     # --- checkpoints ------------------------------------------------------------------------
 
     async def checkpoint(self, name: str, *, since_id: str = "", freeze: bool = False,
-                         generation: int = 0) -> AsyncIterator[CheckpointMessage]:
-        """The board's checkpoint messages, each passed on as it arrives."""
+                         generation: int = 0, resume_id: str = "", resume_from_part: int = 0
+                         ) -> AsyncIterator[CheckpointMessage]:
+        """The board's checkpoint messages, each passed on as it arrives.
+
+        ``resume_id``: a stream that broke, again from part ``resume_from_part``
+        of the board's copy of that checkpoint (its last one of ``name``)."""
         _check_name(name)
-        if len(since_id) > MAX_ID_LENGTH or not since_id.isprintable():
-            raise RequestError(f"since_id must be at most {MAX_ID_LENGTH} printable characters")
+        _check_id(since_id, "since_id")
+        _check_id(resume_id, "resume_id")
         self.fences.admit(name, generation)
         client = self._client()
         with _unavailable_when_unreachable():
             async with contextlib.aclosing(client.checkpoint_stream(
-                    name, since_id=since_id, freeze=freeze)) as messages:
+                    name, since_id=since_id, freeze=freeze, resume_id=resume_id,
+                    from_part=resume_from_part)) as messages:
                 async for message in messages:
                     yield message
 
     # --- restores ---------------------------------------------------------------------------
 
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
     async def begin_restore(self, name: str = "") -> int:
         _check_name(name, required=False)
-        connection_id = self.connection.connection_id
         with _unavailable_when_unreachable():
             session = await self._client().begin_restore(name or None)
-        self._sessions[session] = _Session(connection_id, name)
+        self._sessions[session] = _Session(name, self._now())
+        self._watch_idle_sessions()
         return session
 
     def _session(self, session: int) -> _Session:
@@ -204,45 +244,78 @@ class AgentService:
         record = self._sessions.get(session)
         if record is None:
             raise NotFound(f"no restore session {session} on {self.board_name}")
-        if record.connection_id != self.connection.connection_id:
-            del self._sessions[session]
-            raise PreconditionFailed(f"restore session {session} was lost when the link to "
-                                     f"{self.board_name} dropped; begin a new one")
+        record.used_at = self._now()
         return record
 
-    async def stage(self, session: int, parts: AsyncIterable[CheckpointMessage]
-                    ) -> bpb.StageDone:
+    async def stage(self, session: int, parts: AsyncIterable[CheckpointMessage], *,
+                    resume_from_part: int = 0) -> bpb.StageDone:
         """Stages one checkpoint of a chain, forwarding its parts as they arrive.
 
         The parts must be a CheckpointStart, page chunks, a CheckpointEnd, and
-        nothing after. If anything fails (a bad part, the caller went away,
-        the board refused) the session is aborted: the board drops what was
-        staged and keeps running; the caller begins a new session.
+        nothing after. ``resume_from_part`` k > 0: they go on with the
+        checkpoint whose stage broke, from its part k (a page chunk or the
+        end), which must be the number of parts the board has
+        (``stage_status``; else PreconditionFailed RESUME_MISMATCH).
+
+        A stream that breaks (cancelled, ended early, the board link dropped)
+        leaves the session as it is, to be resumed or aborted. Malformed parts
+        or a refusal by the board abort it: the board drops what was staged and
+        keeps running; the caller begins a new session.
         """
         record = self._session(session)
         incoming = aiter(parts)
         try:
-            async with contextlib.aclosing(self._ordered(incoming, record)) as ordered:
+            if resume_from_part:
+                await self._check_resume(session, record, resume_from_part)
+            async with contextlib.aclosing(self._ordered(incoming, record,
+                                                         resume=resume_from_part > 0)
+                                           ) as ordered:
                 with _unavailable_when_unreachable():
-                    done = await self._client().stage_stream(session, ordered)
+                    done = await self._client().stage_stream(session, ordered,
+                                                             resume=resume_from_part > 0)
+            record.staging_id = ""
             if await anext(incoming, None) is not None:
                 raise RequestError("a staged checkpoint goes on after its CheckpointEnd")
-        except BaseException:
+        except (_StreamEnded, PreconditionFailed, Unavailable, BoardUnreachable):
+            raise                        # broken, not wrong: for the caller to resume or abort
+        except (RequestError, GenodeCrError):
             self._abort_in_background(session)
             raise
+        finally:
+            record.used_at = self._now()
         return done
 
+    async def _check_resume(self, session: int, record: _Session, first_part: int) -> None:
+        async with record.forwarding:            # after every part already on its way
+            with _unavailable_when_unreachable():
+                status = await self._client().stage_status(session)
+        if status.parts != first_part or (record.staging_id
+                                          and status.checkpoint_id != record.staging_id):
+            raise PreconditionFailed(
+                f"restore session {session} on {self.board_name} cannot go on from part "
+                f"{first_part}: the board has {status.parts} part(s) of "
+                f"{status.checkpoint_id or 'no checkpoint'}"
+                f"{f' (expected {record.staging_id})' if record.staging_id else ''}; "
+                f"last staged: {status.last_staged_id or 'nothing'}",
+                reason="RESUME_MISMATCH",
+                metadata={"parts": str(status.parts), "last_staged_id": status.last_staged_id,
+                          "checkpoint_id": status.checkpoint_id})
+
     @staticmethod
-    async def _ordered(parts: AsyncIterator[CheckpointMessage], record: _Session
-                       ) -> AsyncIterator[CheckpointMessage]:
-        """The parts, checked to form one checkpoint; ends with its CheckpointEnd."""
-        started = False
+    async def _ordered(parts: AsyncIterator[CheckpointMessage], record: _Session, *,
+                       resume: bool = False) -> AsyncIterator[CheckpointMessage]:
+        """The parts, checked to form one checkpoint (or, resuming, its rest); ends
+        with its CheckpointEnd."""
+        started = resume
         async for part in parts:
             if isinstance(part, bpb.CheckpointStart):
                 if started:
-                    raise RequestError("a second CheckpointStart in one staged checkpoint")
+                    raise RequestError("a resumed stage goes on from a page chunk or the "
+                                       "end, not a CheckpointStart" if resume else
+                                       "a second CheckpointStart in one staged checkpoint")
                 started = True
                 record.component = record.component or part.manifest.component
+                record.staging_id = part.manifest.id
             elif not started:
                 raise RequestError(f"a staged checkpoint must begin with its CheckpointStart, "
                                    f"not a {type(part).__name__}")
@@ -250,11 +323,21 @@ class AgentService:
                 _check_chunk(part)
             elif not isinstance(part, bpb.CheckpointEnd):
                 raise RequestError(f"not a checkpoint part: {type(part).__name__}")
-            yield part
+            record.used_at = asyncio.get_running_loop().time()
+            async with record.forwarding:          # held until the board has it
+                yield part
             if isinstance(part, bpb.CheckpointEnd):
                 return
-        raise RequestError("the staged checkpoint ended before its CheckpointEnd"
-                           if started else "an empty staged checkpoint")
+        if started:
+            raise _StreamEnded("the staged checkpoint ended before its CheckpointEnd; go on "
+                               "from the part GetStageStatus reports, or abort the session")
+        raise RequestError("an empty staged checkpoint")
+
+    async def stage_status(self, session: int) -> bpb.StageStatus:
+        """Where the session stands on the board: where a broken stage goes on."""
+        self._session(session)
+        with _unavailable_when_unreachable():
+            return await self._client().stage_status(session)
 
     async def commit_restore(self, session: int, *, generation: int = 0
                              ) -> tuple[RestoreReport, ComponentInfo | None]:
@@ -262,9 +345,15 @@ class AgentService:
         record = self._session(session)
         if record.component:
             self.fences.admit(record.component, generation)
-        del self._sessions[session]      # the board ends the session whatever the outcome
-        with _unavailable_when_unreachable():
-            report = await self._client().commit_restore(session)
+        try:
+            with _unavailable_when_unreachable():
+                report = await self._client().commit_restore(session)
+        except (Unavailable, asyncio.CancelledError):
+            raise       # the board may not have had it: the session stays, to commit again
+        except BaseException:
+            self._sessions.pop(session, None)    # the board ends it whatever the outcome
+            raise
+        self._sessions.pop(session, None)
         try:
             component = await self.find(report.component)
         except Unavailable:
@@ -274,16 +363,35 @@ class AgentService:
     async def abort_restore(self, session: int) -> None:
         if session == 0:
             raise RequestError("session is required")
-        record = self._sessions.pop(session, None)
-        if record is not None and record.connection_id != self.connection.connection_id:
-            return                       # the board dropped it with the link
+        self._sessions.pop(session, None)
         with _unavailable_when_unreachable():
             await self._client().abort_restore(session)
 
+    def expire_idle_sessions(self, now: float) -> list[int]:
+        """Aborts the sessions unused for ``session_idle_timeout`` seconds at ``now``
+        (the loop's clock); returns their numbers."""
+        idle = [session for session, record in self._sessions.items()
+                if now - record.used_at >= self.session_idle_timeout]
+        for session in idle:
+            log.info("restore session %s on %s unused for %g s; aborting it", session,
+                     self.board_name, self.session_idle_timeout)
+            self._abort_in_background(session)
+        return idle
+
+    def _watch_idle_sessions(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(
+                self._reap_idle_sessions(), name=f"idle restore sessions of {self.board_name}")
+
+    async def _reap_idle_sessions(self) -> None:
+        interval = min(max(self.session_idle_timeout / 4, 0.05), 10.0)
+        while True:
+            await asyncio.sleep(interval)
+            self.expire_idle_sessions(self._now())
+
     def _abort_in_background(self, session: int) -> None:
         """Aborts a session even when the call that failed is being cancelled."""
-        record = self._sessions.pop(session, None)
-        if record is None or record.connection_id != self.connection.connection_id:
+        if self._sessions.pop(session, None) is None:
             return
         task = asyncio.get_running_loop().create_task(self._abort_quietly(session))
         self._cleanups.add(task)
@@ -292,5 +400,5 @@ class AgentService:
     async def _abort_quietly(self, session: int) -> None:
         try:
             await self._client().abort_restore(session)
-        except Exception as error:      # the board aborts it anyway when the link ends
+        except Exception as error:   # the board aborts it anyway once its orphan timeout ends
             log.info("aborting restore session %s on %s: %s", session, self.board_name, error)

@@ -75,7 +75,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     async def Checkpoint(self, request, context):
         async for part in self.service.checkpoint(request.name, since_id=request.since_id,
                                                   freeze=request.freeze,
-                                                  generation=request.generation):
+                                                  generation=request.generation,
+                                                  resume_id=request.resume_id,
+                                                  resume_from_part=request.resume_from_part):
             yield convert.checkpoint_part_to_pb(part)
 
     @map_errors
@@ -90,9 +92,17 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if first is None:
             raise errors.RequestError("an empty StageCheckpoint stream")
         async with contextlib.aclosing(convert.stage_parts_from_pb(first, requests)) as parts:
-            done = await self.service.stage(first.session, parts)
+            done = await self.service.stage(first.session, parts,
+                                            resume_from_part=first.resume_from_part)
         return apb.AgentServiceStageCheckpointResponse(rounds=done.rounds,
                                                        pages_written=done.pages_written)
+
+    @map_errors
+    async def GetStageStatus(self, request, context):
+        status = await self.service.stage_status(request.session)
+        return apb.AgentServiceGetStageStatusResponse(
+            session=status.session, checkpoint_id=status.checkpoint_id, parts=status.parts,
+            last_staged_id=status.last_staged_id, rounds=status.rounds)
 
     @map_errors
     async def CommitRestore(self, request, context):

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import AsyncIterator, Protocol
 
 from .. import errors
@@ -35,9 +34,10 @@ from . import policy
 from .agents import AgentClient
 from .fleet import Fleet
 from .model import Move, MoveOptions, Round
+from .preflight import history, round_stats, run_preflight, switchover_s
 from .transfer import Transfer
 
-__all__ = ["MoveEngine", "MoveMetrics", "Preflight"]
+__all__ = ["MoveEngine", "MoveMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +54,6 @@ CONFIRM_KILL_TIMEOUT = 5.0
 
 class MoveMetrics(Protocol):
     def move_finished(self, move: Move) -> None: ...
-
-
-class Preflight:
-    """The checks a move must pass, with what each found."""
-
-    def __init__(self) -> None:
-        self.checks: list[rpb.PreflightCheck] = []
-
-    def check(self, name: str, passed: bool, detail: str) -> bool:
-        self.checks.append(rpb.PreflightCheck(name=name, passed=passed, detail=detail))
-        return passed
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    def failure(self) -> errors.PreflightFailed:
-        failed = [c for c in self.checks if not c.passed]
-        return errors.PreflightFailed(
-            "preflight failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
-            metadata={"check": failed[0].name} if failed else {})
 
 
 class MoveEngine:
@@ -122,67 +101,15 @@ class MoveEngine:
 
     # --- preflight and plan -------------------------------------------------------------
 
-    async def preflight(self, component: str, source: str, target: str,
-                        options: MoveOptions) -> tuple[Preflight, rpb.Component | None,
-                                                       rpb.Board | None]:
-        if source == target:
-            raise errors.RequestError(f"{component} already runs on {source}: source and "
-                                      "target are the same board", reason="SAME_BOARD")
-        if options.mode not in ("live", "stop-copy"):
-            raise errors.RequestError(f"unknown mode {options.mode!r}")
-        src_state, dst_state = self.fleet.board(source), self.fleet.board(target)
-        checks = Preflight()
-        boards: dict[str, rpb.Board] = {}
-        for state in (src_state, dst_state):
-            try:
-                board = await state.agent.get_board(timeout=5.0)
-            except errors.MigrateError as error:
-                checks.check(f"{state.name} healthy", False, str(error))
-                continue
-            if checks.check(f"{state.name} healthy", board.health == rpb.BOARD_HEALTH_SERVING,
-                            board.health_detail or "agent and board link serving"):
-                boards[state.name] = board
-        if len(boards) < 2:
-            return checks, None, None
-        src, dst = boards[source], boards[target]
-        checks.check("arch", src.arch == dst.arch, f"{src.arch} -> {dst.arch}")
-        checks.check("kernel", src.kernel == dst.kernel, f"{src.kernel} -> {dst.kernel}")
-        checks.check("protocol", src.protocol_version == dst.protocol_version,
-                     f"board protocol {src.protocol_version} -> {dst.protocol_version}")
-        comp = await src_state.agent.find(component)
-        if comp is None:
-            raise errors.NotFound(f"no component {component!r} on {source}",
-                                  reason="UNKNOWN_COMPONENT")
-        checks.check("state", comp.state in ("running", "paused"),
-                     f"{component} is {comp.state} on {source}")
-        rom_src = next((r for r in src.roms if r.name == comp.rom), None)
-        rom_dst = next((r for r in dst.roms if r.name == comp.rom), None)
-        if rom_dst is None:
-            checks.check("rom", False, f"{target} has no ROM {comp.rom!r}")
-        else:
-            same = rom_src is not None and rom_src.digest == rom_dst.digest
-            checks.check("rom", same, f"ROM {comp.rom!r} " + (
-                f"identical (sha256 {rom_dst.digest.hex()[:12]})" if same else
-                f"differs: {source} {rom_src.digest.hex()[:12] if rom_src else '?'}, "
-                f"{target} {rom_dst.digest.hex()[:12]}"))
-        checks.check("ram", dst.ram_free_bytes >= comp.ram_quota_bytes,
-                     f"{comp.ram_quota_bytes} bytes needed, {dst.ram_free_bytes} free on {target}")
-        checks.check("caps", dst.caps_free >= comp.cap_quota,
-                     f"{comp.cap_quota} caps needed, {dst.caps_free} free on {target}")
-        clash = await dst_state.agent.find(component)
-        checks.check("name", clash is None, f"{target} already runs a {component!r}"
-                     if clash else f"{component!r} is free on {target}")
-        return checks, comp, src
-
     async def plan(self, component: str, source: str, target: str,
                    options: MoveOptions) -> rpb.MovePlan:
         source = source or await self.locate(component)
-        checks, comp, src = await self.preflight(component, source, target, options)
+        checks, comp, src = await run_preflight(self.fleet, component, source, target, options)
         plan = rpb.MovePlan(component=component, source_board=source, target_board=target,
                             checks=checks.checks, feasible=checks.passed)
         if comp is None or src is None:
             return plan
-        known = self._history(component, src)
+        known = history(self.store, component, src)
         ram = comp.ram_used_bytes
         dirty = 0 if options.mode == "stop-copy" else known.dirty_rate
         prediction = policy.predict(
@@ -200,35 +127,6 @@ class MoveEngine:
         plan.prediction_basis = f"{known.basis}; {prediction.basis}"
         return plan
 
-    def _history(self, component: str, source: rpb.Board) -> _Known:
-        """What the last finished move of the component measured, else the
-        source line's rate and nothing known of its writes."""
-        for doc in self.store.list_moves(component=component, limit=20):
-            move = Move.from_document(doc)
-            if move.phase == "done" and len(move.rounds) >= 1:
-                stats = _round_stats(move.rounds)
-                model = policy.link_model(stats)
-                deltas = [r for r in move.rounds if r.index > 0]
-                return _Known(
-                    wire_rate=model.wire_rate, latency_s=model.latency_s,
-                    wire_ratio=policy.wire_ratio(stats) or 1.0,
-                    dirty_rate=max((r.dirty_rate for r in deltas), default=0),
-                    working_set=max((r.page_bytes for r in deltas), default=None),
-                    switchover_s=_switchover_s(move),
-                    basis=f"measured by move {move.id}")
-        baud = source.baud or 921600
-        # 10 bits a byte on the UART; pages travel compressed, assume none.
-        return _Known(wire_rate=baud / 10, basis=f"line rate of {baud} baud, dirty rate "
-                      "unknown (no earlier move of this component)")
-
-    def switchover_s(self) -> float:
-        """Commit and confirm, as the last finished move measured them."""
-        for doc in self.store.list_moves(limit=20):
-            move = Move.from_document(doc)
-            if move.phase == "done" and move.rounds:
-                return _switchover_s(move)
-        return policy.DEFAULT_SWITCHOVER_S
-
     # --- creating, watching, cancelling -------------------------------------------------
 
     async def create(self, component: str, source: str, target: str,
@@ -244,7 +142,7 @@ class MoveEngine:
             move.source = source = source or await self.locate(component)
             self.fleet.board(target)
             move.enter("preflight")
-            checks, _, _ = await self.preflight(component, source, target, options)
+            checks, _, _ = await run_preflight(self.fleet, component, source, target, options)
             if not checks.passed:
                 raise checks.failure()
         except BaseException:
@@ -387,19 +285,19 @@ class MoveEngine:
 
     async def _pre_copy(self, move: Move, src: AgentClient, dst: AgentClient) -> str:
         since = ""
-        switchover = self.switchover_s()
+        switchover = switchover_s(self.store)
         while True:
             self._check_cancel(move)
             round_ = await self._round(move, src, dst, since, final=False)
             since = round_.checkpoint_id
-            decision = policy.decide(_round_stats(move.rounds),
+            decision = policy.decide(round_stats(move.rounds),
                                      max_downtime_ms=move.options.max_downtime_ms,
                                      max_rounds=move.options.max_rounds,
                                      switchover_s=switchover)
             p = move.progress
             p.expected_downtime_ms = decision.expected_downtime_ms
             p.convergence, p.convergence_reason = decision.convergence.value, decision.reason
-            p.bytes_remaining = policy.expected_final_bytes(_round_stats(move.rounds))
+            p.bytes_remaining = policy.expected_final_bytes(round_stats(move.rounds))
             self._save(move)
             if decision.stop:
                 move.stop_rule = decision.rule
@@ -461,7 +359,7 @@ class MoveEngine:
                        transfer.attempts - 1)
         move.rounds.append(round_)
         p = move.progress
-        p.goodput = int(policy.goodput(_round_stats(move.rounds)))
+        p.goodput = int(policy.goodput(round_stats(move.rounds)))
         if dirty:
             p.dirty_rate = dirty
         self._save(move, ("round", {"index": index, "checkpoint": transfer.checkpoint_id,
@@ -476,7 +374,7 @@ class MoveEngine:
         done = sum(r.page_bytes for r in move.rounds) + round_done
         remaining = max(0, round_total - round_done)
         if not final and move.rounds:
-            remaining += policy.expected_final_bytes(_round_stats(move.rounds))
+            remaining += policy.expected_final_bytes(round_stats(move.rounds))
         p.bytes_remaining = remaining
         # Until the stop rule fires nobody knows how many rounds remain: pre-copy
         # fills the bar to 90 %, the final delta to 99 %, the confirm to 100 %.
@@ -624,27 +522,3 @@ class MoveEngine:
             self.store.remove_fence(board, fence.component)
             done += 1
         return done
-
-
-@dataclass(frozen=True)
-class _Known:
-    """What earlier moves tell about the next one."""
-    wire_rate: float
-    basis: str
-    latency_s: float = policy.DEFAULT_ROUND_LATENCY_S
-    wire_ratio: float = 1.0
-    dirty_rate: float = 0.0
-    working_set: int | None = None
-    switchover_s: float = policy.DEFAULT_SWITCHOVER_S
-
-
-def _switchover_s(move: Move) -> float:
-    final = move.rounds[-1]
-    if not final.final or move.downtime_ms <= final.duration_ms:
-        return policy.DEFAULT_SWITCHOVER_S
-    return (move.downtime_ms - final.duration_ms) / 1000
-
-
-def _round_stats(rounds: list[Round]) -> list[policy.RoundStats]:
-    return [policy.RoundStats(r.index, r.pages, r.page_bytes, r.wire_bytes,
-                              r.duration_ms / 1000, r.dirty_rate) for r in rounds]

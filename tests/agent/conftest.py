@@ -23,10 +23,12 @@ COUNT = re.compile(r"^count (\d+) elapsed_ms (\d+)$")
 
 
 class BoardThread:
-    """A board server on 127.0.0.1 in a thread; stop and start it again on the same port."""
+    """A board server on 127.0.0.1 in a thread; stop and start it again on the same port.
+    ``server_options`` go to BoardServer (orphan_timeout, link_options)."""
 
-    def __init__(self, name: str, rom_dir=None):
+    def __init__(self, name: str, rom_dir=None, **server_options):
         self.name = name
+        self.server_options = server_options
         self.board = Board(name, rom_dir=rom_dir or default_rom_dir())
         self.url = "socket://127.0.0.1:0"
         self.server: BoardServer | None = None
@@ -39,7 +41,7 @@ class BoardThread:
 
     def start(self) -> None:
         """Serves the same board again (its components kept) on the port it had."""
-        self.server = BoardServer(self.board)
+        self.server = BoardServer(self.board, **self.server_options)
         ready = threading.Event()
 
         def on_ready(url: str) -> None:
@@ -60,11 +62,11 @@ class BoardThread:
 
 @pytest.fixture
 def boards():
-    """start(name) -> BoardThread, stopped after the test."""
+    """start(name, **server_options) -> BoardThread, stopped after the test."""
     started: list[BoardThread] = []
 
-    def start(name: str) -> BoardThread:
-        running = BoardThread(name)
+    def start(name: str, **server_options) -> BoardThread:
+        running = BoardThread(name, **server_options)
         started.append(running)
         return running
 
@@ -140,7 +142,8 @@ def assert_continues(before: list[int], after: list[int]) -> None:
 class AgentThread:
     """A real agent (grpc.aio server) on its own event loop thread, and sync stubs to it."""
 
-    def __init__(self, board_url: str):
+    def __init__(self, board_url: str, **options):
+        """``options`` go to migrate.agent.server.start (session_idle_timeout, ...)."""
         import grpc
         from grpc_health.v1 import health_pb2_grpc
 
@@ -153,7 +156,9 @@ class AgentThread:
                                        daemon=True)
         self.thread.start()
         # A short backoff cap keeps the reconnect tests quick.
-        self.agent = self.call(start(board_url, "127.0.0.1:0", timeout=10, max_backoff=0.5))
+        self.agent = self.call(start(board_url, "127.0.0.1:0", **{"timeout": 10,
+                                                                   "max_backoff": 0.5,
+                                                                   **options}))
         self.address = self.agent.address
         self.channel = grpc.insecure_channel(self.address, options=rpc.CHANNEL_OPTIONS)
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
@@ -177,10 +182,11 @@ class AgentThread:
             self.loop.close()
 
 
-def serving_agent(board: BoardThread) -> AgentThread:
+def serving_agent(board: BoardThread, url: str | None = None, **options) -> AgentThread:
+    """An agent of ``board`` (reached at ``url``, default the board's own) once it serves."""
     from migrate import rpc
 
-    agent = AgentThread(board.url)
+    agent = AgentThread(url or board.url, **options)
     try:
         wait_for(lambda: agent.status() == rpc.SERVING, f"the agent of {board.name} serving")
     except BaseException:
@@ -191,11 +197,12 @@ def serving_agent(board: BoardThread) -> AgentThread:
 
 @pytest.fixture
 def agents():
-    """start(board: BoardThread) -> AgentThread whose board link is up; closed after the test."""
+    """start(board: BoardThread, url=None, **options) -> AgentThread whose board link is up;
+    closed after the test."""
     started: list[AgentThread] = []
 
-    def start(board: BoardThread) -> AgentThread:
-        agent = serving_agent(board)
+    def start(board: BoardThread, url: str | None = None, **options) -> AgentThread:
+        agent = serving_agent(board, url, **options)
         started.append(agent)
         return agent
 

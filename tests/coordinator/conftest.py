@@ -112,7 +112,7 @@ class Fleet:
         proc = self.spawn(f"board-{name}", [
             PYTHON, "-m", "genode_cr.cli", "board", "serve", "--name", name,
             "--uart", f"socket://127.0.0.1:{port}", "--baud", str(baud)],
-            rf"listening on (socket://\S+)")
+            r"listening on (socket://\S+)")
         self.boards[name] = proc
         return proc
 
