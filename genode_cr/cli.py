@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -35,8 +34,9 @@ from . import errors
 from .checkpoint import PAGE_SIZE, PackedCheckpoint, verify_chain
 from .client import BoardClient, LogLine, Progress
 from .emu.board import DEFAULT_TRACKING_UNIT_PAGES
-from .emu.cr import ComponentInfo
+from .model import ComponentInfo
 from .inspection import describe, describe_text, human_size
+from .units import SIZE
 from .link import LinkDead, LinkReset
 
 __all__ = ["main", "run", "cli", "exit_code_for", "EXIT_CODES"]
@@ -148,24 +148,6 @@ def _client_options(f: Callable | None = None, *, output_flags: tuple[str, ...] 
     ]):
         f = option(f)
     return f
-
-
-class _Size(click.ParamType):
-    """A byte count: 4096, 64K, 16M, 1G (binary multiples; KiB/MiB/GiB also accepted)."""
-
-    name = "BYTES"
-    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
-        if not m:
-            self.fail(f"{value!r} is not a size (examples: 65536, 64K, 16M, 1G)", param, ctx)
-        return int(m[1]) * self._UNITS[m[2].lower()]
-
-
-SIZE = _Size()
 
 
 # --- output helpers --------------------------------------------------------------------------

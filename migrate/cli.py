@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from google.protobuf.message import Message
 from genode_cr import errors as cr_errors
 from genode_cr.checkpoint import PackedCheckpoint
 from genode_cr.inspection import describe, describe_text, human_size
+from genode_cr.units import SIZE
 
 from . import __version__, config, errors, lab as lab_
 from .client import DEFAULT_TIMEOUT, CoordinatorClient
@@ -161,24 +161,6 @@ def _command(group: click.Group, *args: Any, **kwargs: Any) -> Callable:
         return group.command(*args, epilog=EXIT_CODES, **kwargs)(
             _output_option()(click.pass_obj(f)))
     return decorate
-
-
-class _Size(click.ParamType):
-    """A byte count: 4096, 64K, 16M, 1G (binary multiples)."""
-
-    name = "BYTES"
-    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
-        if not m:
-            self.fail(f"{value!r} is not a size (examples: 65536, 64K, 16M, 1G)", param, ctx)
-        return int(m[1]) * self._UNITS[m[2].lower()]
-
-
-SIZE = _Size()
 
 
 # --- output helpers ----------------------------------------------------------------------------

@@ -165,18 +165,12 @@ def _subclasses(cls: type) -> list[type]:
     return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
 
 
-_CLASS_OF_STATUS: dict[str, type[MigrateError]] = {
-    "INVALID_ARGUMENT": RequestError,
-    "NOT_FOUND": NotFound,
-    "ALREADY_EXISTS": AlreadyExists,
-    "ABORTED": Conflict,
-    "FAILED_PRECONDITION": PreconditionFailed,
-    "UNAVAILABLE": Unavailable,
-    "DEADLINE_EXCEEDED": Unavailable,
-    "DATA_LOSS": DataLoss,
-    "CANCELLED": Cancelled,
-    "INTERNAL": InternalError,
-}
+def _class_of_status(status: str) -> type[MigrateError]:
+    """The most general of our classes with that status (DEADLINE_EXCEEDED: a
+    peer that did not answer in time is unavailable)."""
+    status = "UNAVAILABLE" if status == "DEADLINE_EXCEEDED" else status
+    return next((cls for cls in _subclasses(MigrateError)[1:] if cls.status == status),
+                MigrateError)
 
 
 def error_from_reason(reason: str, message: str, status: str = "UNKNOWN",
@@ -189,5 +183,4 @@ def error_from_reason(reason: str, message: str, status: str = "UNKNOWN",
     for cls in _subclasses(MigrateError):
         if cls.reason == reason:
             return cls(message, metadata=metadata)
-    cls = _CLASS_OF_STATUS.get(status, MigrateError)
-    return cls(message, reason=reason or None, metadata=metadata)
+    return _class_of_status(status)(message, reason=reason or None, metadata=metadata)
