@@ -179,21 +179,19 @@ class LabRun:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        # Stopping the lab must not be cut short by a second Ctrl-C: the
-        # signals wait until every process is gone.
-        blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        # Nothing may cut the stopping short: Ctrl-C, SIGTERM and SIGHUP are
+        # ignored until every process is gone (a Ctrl-C can also surface
+        # late, from inside grpc's channel close, as a second
+        # KeyboardInterrupt), and the processes are stopped before anything
+        # else is tidied up.
+        caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in caught}
         try:
+            self._stop_processes()
             for client in self._clients:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(BaseException):
                     client.close()
             self._clients.clear()
-            with contextlib.suppress(labs.NoLab):
-                _, outcome = labs.stop_lab()
-                left = [name for name, state in outcome.items() if state == "still running"]
-                if left:
-                    print(f"warning: lab processes survived SIGKILL: {', '.join(left)}",
-                          file=sys.stderr)
             if self.dir is not None:
                 if error is None or isinstance(error, KeyboardInterrupt):
                     shutil.rmtree(self.dir, ignore_errors=True)
@@ -202,9 +200,25 @@ class LabRun:
                           file=sys.stderr)
         finally:
             self._restore_environment()
-            for signum, handler in self._saved_handlers.items():
+            for signum, handler in {**previous, **self._saved_handlers}.items():
                 signal.signal(signum, handler)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+    def _stop_processes(self) -> None:
+        for attempt in range(3):
+            try:
+                _, outcome = labs.stop_lab()
+            except labs.NoLab:
+                return
+            except BaseException as error:  # noqa: BLE001 - try again, then say so
+                if attempt == 2:
+                    print(f"warning: stopping the lab failed ({error!r}); its processes are "
+                          f"recorded in {labs.lab_file()}", file=sys.stderr)
+                continue
+            left = [name for name, state in outcome.items() if state == "still running"]
+            if left:
+                print(f"warning: lab processes survived SIGKILL: {', '.join(left)}",
+                      file=sys.stderr)
+            return
 
     def _isolate_environment(self) -> None:
         assert self.dir is not None

@@ -285,14 +285,16 @@ def print_report(results: list[Result], rate: float, nominal: float,
               f"({'met' if ratio <= DOWNTIME_GOAL else 'NOT met'}); wire limit "
               f"{wire_limit:.4f} (final delta / full wire bytes; {hot_pages} hot of "
               f"{table_pages} table pages = {hot_pages / table_pages:.4f})")
-        print(f"live / stop-copy        total time ratio {live.move.total_ms / stop.move.total_ms:.3f}"
-              f"; wire bytes ratio {live.wire_bytes / max(stop.wire_bytes, 1):.3f}")
+        print(f"live / stop-copy        total time ratio "
+              f"{live.move.total_ms / stop.move.total_ms:.3f}; wire bytes ratio "
+              f"{live.wire_bytes / max(stop.wire_bytes, 1):.3f}")
     if live and live.done and live.final:
         delta_ms = live.final.wire_bytes / rate * 1000
         manifest_ms = manifests[1] / rate * 1000
         ours = live.move.downtime_ms - delta_ms
-        print(f"live downtime           {live.move.downtime_ms} ms = {live.move.downtime_ms / delta_ms:.2f}"
-              f" x the final delta's wire time: wire {delta_ms:.0f} ms + ours {ours:.0f} ms "
+        print(f"live downtime           {live.move.downtime_ms} ms = "
+              f"{live.move.downtime_ms / delta_ms:.2f} x the final delta's wire time: wire "
+              f"{delta_ms:.0f} ms + ours {ours:.0f} ms "
               f"(manifest over the UART {manifest_ms:.0f} ms, rest of the final round "
               f"{live.final.duration_ms - delta_ms - manifest_ms:.0f} ms, commit "
               f"{live.move.downtime_ms - live.final.duration_ms} ms)")

@@ -238,16 +238,17 @@ class BoardClient:
         that broke goes on from the first part the board lacks
         (``stage_status(session).parts``)."""
         packed = _packed(checkpoint)
-        parts = list(wire.packed_messages(packed))      # the Page messages are shared
-        if not 0 <= from_part < len(parts):
-            raise RequestError(f"checkpoint {packed.id} has parts 0 to {len(parts) - 1}, "
+        pages = len(packed.pages)
+        count = -(-pages // wire.PAGES_PER_CHUNK) + 2    # start, chunks, end
+        if not 0 <= from_part < count:
+            raise RequestError(f"checkpoint {packed.id} has parts 0 to {count - 1}, "
                                f"not {from_part}")
-        total = len(packed.pages) * PAGE_SIZE
-        done = sum(len(part.pages) for part in parts[1:from_part]) * PAGE_SIZE
+        total = pages * PAGE_SIZE
+        done = min(max(from_part - 1, 0) * wire.PAGES_PER_CHUNK, pages) * PAGE_SIZE
 
         def reported() -> Iterator[wire.StreamMessage]:
             nonlocal done
-            for part in parts[from_part:]:
+            for part in itertools.islice(wire.packed_messages(packed), from_part, None):
                 yield part
                 if isinstance(part, bpb.PageChunk):
                     done += len(part.pages) * PAGE_SIZE

@@ -54,16 +54,22 @@ class Pacer:
 
 
 class PacedPort:
-    """A port whose writes trickle out at a UART's line rate; everything else is the inner port's.
+    """A port whose writes trickle out at a UART's line rate, and whose reads
+    deliver no faster than one either; everything else is the inner port's.
 
     Writes go out in slices of about ``quantum`` seconds of line time, so the
-    far end sees a steady stream rather than whole frames in bursts.
+    far end sees a steady stream rather than whole frames in bursts. Reads are
+    held back by a receive clock of their own: a peer that writes unpaced over
+    a socket (an agent) still reaches this end at the line rate, as over a
+    real UART, where each direction has its own wire.
     """
 
-    def __init__(self, port: SerialLike, baud: int, *, quantum: float = 0.002, pacer: Pacer | None = None) -> None:
+    def __init__(self, port: SerialLike, baud: int, *, quantum: float = 0.002, pacer: Pacer | None = None,
+                 rx_pacer: Pacer | None = None, pace_reads: bool = True) -> None:
         self.port = port
         self.baud = baud
         self.pacer = pacer or Pacer(line_rate(baud))
+        self.rx_pacer = (rx_pacer or Pacer(self.pacer.rate)) if pace_reads else None
         self._slice = max(1, int(self.pacer.rate * quantum))
 
     #: Tells the link transports to hand over one frame per write, so that a
@@ -78,12 +84,19 @@ class PacedPort:
             self.port.write(bytes(piece))
         return len(view)
 
+    def read(self, size: int = 1) -> bytes:
+        # At most one slice at a time, so the receive clock delivers evenly.
+        data = self.port.read(min(size, self._slice) if self.rx_pacer else size)
+        if data and self.rx_pacer is not None:
+            self.rx_pacer.wait(len(data))
+        return data
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.port, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # `timeout` and other settings belong to the wrapped port.
-        if name in ("port", "baud", "pacer", "_slice"):
+        if name in ("port", "baud", "pacer", "rx_pacer", "_slice"):
             object.__setattr__(self, name, value)
         else:
             setattr(self.port, name, value)

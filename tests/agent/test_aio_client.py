@@ -231,7 +231,12 @@ def test_board_going_away_fails_pending_and_later_calls(boards):
             follow = client.follow_logs("counter")
             first = await anext(follow)
             assert first.index == 0
-            waiting = asyncio.create_task(anext(follow))   # waits for lines forever
+
+            async def read_on():            # lines until the link goes; a follow never ends
+                async for _ in follow:
+                    pass
+
+            waiting = asyncio.create_task(read_on())
             await asyncio.to_thread(a.stop)
             with pytest.raises(errors.BoardUnreachable):
                 await asyncio.wait_for(waiting, 15)
@@ -269,5 +274,39 @@ def test_connect_to_nothing_is_unreachable(boards):
     async def scenario():
         with pytest.raises(errors.BoardUnreachable):
             await AsyncBoardClient.connect(a.url, connect_timeout=2)
+
+    run(scenario())
+
+
+def test_checkpoint_and_stage_streams_resume(boards):
+    a = boards("boardA")
+
+    async def scenario():
+        async with await AsyncBoardClient.connect(a.url, timeout=10) as client:
+            await client.start("counter")
+            await counted_lines(client, "counter", 1)
+            messages = [m async for m in client.checkpoint_stream("counter")]
+            checkpoint_id = messages[0].manifest.id
+            again = [m async for m in client.checkpoint_stream(
+                "counter", resume_id=checkpoint_id, from_part=1)]
+            assert [m.SerializeToString() for m in again] == \
+                [m.SerializeToString() for m in messages[1:]]
+
+            session = await client.begin_restore("copy")
+            with pytest.raises(errors.RequestError, match="ended before its CheckpointEnd"):
+                await client.stage_stream(session, messages[:1])
+            status = await client.stage_status(session)
+            assert (status.session, status.checkpoint_id, status.parts, status.rounds) == \
+                (session, checkpoint_id, 1, 0)
+            with pytest.raises(errors.RequestError, match="not a CheckpointStart"):
+                await client.stage_stream(session, messages, resume=True)
+            done = await client.stage_stream(session, messages[1:], resume=True)
+            assert done.rounds == 1
+            status = await client.stage_status(session)
+            assert (status.checkpoint_id, status.parts, status.last_staged_id) == \
+                ("", 0, checkpoint_id)
+            await client.abort_restore(session)
+            with pytest.raises(errors.RequestError, match="no restore session"):
+                await client.stage_status(session)
 
     run(scenario())

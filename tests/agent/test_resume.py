@@ -116,7 +116,6 @@ def test_checkpoint_resumed_from_a_part_sends_the_same_bytes(boards, agents):
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "keeps only the last" in str(error)
 
 
-@pytest.mark.slow
 def test_stage_goes_on_after_the_board_link_dropped(boards, agents):
     a = boards("boardA")
     # The target's board notices a silent line within a second (its default is 10 s).

@@ -75,3 +75,35 @@ def test_paced_port_passes_settings_to_the_inner_port():
     port.timeout = 0.25
     assert inner.timeout == 0.25 and port.timeout == 0.25
     assert port.preferred_write_size == 1
+
+
+class Source:
+    """The far end wrote a burst at once (an unpaced agent over a socket)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytearray(data)
+        self.timeout = None
+
+    def read(self, size: int = 1) -> bytes:
+        chunk, self.data[:size] = bytes(self.data[:size]), b""
+        return chunk
+
+
+def test_paced_port_delivers_a_burst_at_the_line_rate():
+    t = FakeTime()
+    rate = line_rate(921600)
+    data = bytes(range(256)) * 36            # 9216 bytes: 0.1 s of line time
+    port = PacedPort(Source(data), 921600, pacer=Pacer(rate, clock=t.clock, sleep=t.sleep),
+                     rx_pacer=Pacer(rate, clock=t.clock, sleep=t.sleep))
+    received = bytearray()
+    while chunk := port.read(4096):
+        assert len(chunk) <= 184             # a slice of line time at most
+        received += chunk
+    assert bytes(received) == data
+    # Held to the rate: 0.1 s of virtual time, give or take the last slice.
+    assert t.now - 100.0 == pytest.approx(len(data) / rate, abs=184 / rate)
+
+
+def test_reads_can_be_left_unpaced():
+    port = PacedPort(Source(b"x" * 1000), 921600, pace_reads=False)
+    assert port.read(1000) == b"x" * 1000
