@@ -1,11 +1,14 @@
 """A checkpoint: its manifest plus the contents of the pages it carries.
 
-Every manifest lists the digest of every page of every RAM dataspace; an
-incremental checkpoint carries only the contents written since its parent,
-so restoring needs the whole chain. Page digests are SHA-256 over the
-uncompressed page; the root digest covers the manifest and the set of page
-digests the checkpoint carries, and nothing touches a board before both
-check out.
+A full checkpoint's manifest lists the digest of every page of every RAM
+dataspace. An incremental one carries only the contents written since its
+parent, and may list a dataspace's pages as the entries that differ from its
+parent's list (a delta list), so that its manifest grows with what changed,
+not with the component; ``resolve_page_lists`` turns a chain's lists back into
+whole ones. Either way restoring needs the whole chain. Page digests are
+SHA-256 over the uncompressed page; the root digest covers the manifest and
+the set of page digests the checkpoint carries, and nothing touches a board
+before both check out.
 
 A checkpoint exists in two shapes. ``PackedCheckpoint`` holds the pages as
 they travel and are stored, zstd-compressed ``Page`` messages: agents, files
@@ -23,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import zstandard
 from google.protobuf.message import DecodeError
@@ -38,12 +42,19 @@ __all__ = [
     "MAX_PAGE_DATA",
     "PAGE_SIZE",
     "PackedCheckpoint",
+    "PageLists",
     "ZERO_PAGE_DIGEST",
     "ZSTD_LEVEL",
     "check_page",
+    "check_page_lists",
     "decode_page",
     "encode_page",
+    "named_digests",
+    "page_counts",
     "page_digest",
+    "referenced_in",
+    "resolve_page_lists",
+    "resolve_pages",
     "root_digest",
     "order_chain",
     "verify_chain",
@@ -90,6 +101,7 @@ def _check_root(manifest: pb.Manifest, digests: Iterable[bytes], root_digest: by
     if _root_digest(manifest, digests) != root_digest:
         raise CheckpointCorrupt(f"checkpoint {manifest.id or '?'}: root digest mismatch "
                                 "(manifest or page set was altered)")
+    check_page_lists(manifest)
 
 
 def _page_mismatch(checkpoint_id: str, digest: bytes) -> CheckpointCorrupt:
@@ -129,7 +141,8 @@ class Checkpoint:
         return _root_digest(self.manifest, self.pages)
 
     def referenced_digests(self) -> set[bytes]:
-        return _referenced(self.manifest)
+        """The page digests this manifest names (see ``named_digests``)."""
+        return named_digests(self.manifest)
 
     def verify(self) -> None:
         """Raises CheckpointCorrupt unless manifest and pages are intact."""
@@ -192,7 +205,8 @@ class PackedCheckpoint:
         return _root_digest(self.manifest, self.pages)
 
     def referenced_digests(self) -> set[bytes]:
-        return _referenced(self.manifest)
+        """The page digests this manifest names (see ``named_digests``)."""
+        return named_digests(self.manifest)
 
     def verify_root(self) -> None:
         """Checks format, root digest and each page's shape, without decompressing:
@@ -271,8 +285,16 @@ class PackedCheckpoint:
         return packed
 
 
-def _referenced(manifest: pb.Manifest) -> set[bytes]:
-    return {d for ds in manifest.dataspaces for d in ds.pages if d}
+def named_digests(manifest: pb.Manifest) -> set[bytes]:
+    """The non-zero digests a manifest names: every entry of its whole page lists and
+    every changed entry of its delta lists. For a checkpoint without delta lists these
+    are all the pages it refers to. For one with them, the rest of its lists is its
+    parent's, whose pages the chain checks took care of at the parent; so "every digest
+    a checkpoint names is carried by it or an earlier one of the chain", checked for
+    each checkpoint in order, is the same as checking every page of every resolved
+    list, without resolving. The whole set takes the chain: ``resolve_page_lists``."""
+    return ({d for ds in manifest.dataspaces for d in ds.pages if d}
+            | {u.digest for ds in manifest.dataspaces for u in ds.changed if u.digest})
 
 
 def encode_page(digest: bytes, data: bytes, compressor: zstandard.ZstdCompressor) -> pb.Page:
@@ -356,23 +378,144 @@ def order_chain(checkpoints: Iterable[AnyCheckpoint]) -> list[AnyCheckpoint]:
 def verify_chain(checkpoints: Iterable[AnyCheckpoint], *,
                  each_verified: bool = False) -> list[AnyCheckpoint]:
     """What a board checks of a chain before restoring it, done offline: each
-    checkpoint intact, one component, and every page a manifest refers to
-    carried by some checkpoint up to it. Returns the chain in order.
+    checkpoint intact, one component, its page lists resolvable against its
+    parent's (``resolve_pages``), and every page they refer to carried by some
+    checkpoint up to it. Returns the chain in order.
 
     ``each_verified``: the caller has run ``verify()`` on every checkpoint already
     (which, for a packed one, means decompressing every page), so only the chain
     rules are left."""
     chain = order_chain(checkpoints)
     carried: set[bytes] = set()
+    lists: PageLists | None = None
     for checkpoint in chain:
         if not each_verified:
             checkpoint.verify()
         if checkpoint.component != chain[0].component:
             raise BrokenChain(f"checkpoint {checkpoint.id} is of {checkpoint.component}, "
                               f"the chain of {chain[0].component}")
+        lists = resolve_pages(checkpoint.manifest, lists)
         carried |= checkpoint.pages.keys()
-        missing = checkpoint.referenced_digests() - carried
+        missing = referenced_in(lists) - carried
         if missing:
             raise BrokenChain(f"{len(missing)} page(s) referenced by {checkpoint.id} are in no "
                               "checkpoint of the chain")
     return chain
+
+
+# --- page lists: whole ones, and delta lists against the parent ---------------------------
+
+#: A checkpoint's page lists, resolved: RAM dataspace badge -> one digest per page
+#: (b"" for a zero page).
+PageLists = dict[int, list[bytes]]
+
+
+def page_counts(manifest: pb.Manifest) -> dict[int, int]:
+    """RAM dataspace badge -> its number of pages, what a child's delta lists must fit."""
+    return {ds.ref.badge: ds.size // PAGE_SIZE for ds in manifest.dataspaces
+            if ds.kind == pb.DATASPACE_RAM}
+
+
+def check_page_lists(manifest: pb.Manifest, parent: Mapping[int, int] | None = None) -> None:
+    """Raises CheckpointCorrupt unless every page list is well formed: a whole list has
+    one digest per page, a delta list's changes name distinct pages inside the dataspace,
+    every digest is empty or 32 bytes, delta lists only in an incremental, no page lists
+    for a ROM dataspace. ``parent`` (``page_counts`` of the parent's manifest, or of its
+    resolved lists) also checks that each delta list's dataspace is in the parent, with
+    as many pages; without it those references stay unchecked."""
+    where = f"checkpoint {manifest.id or '?'}"
+    seen: set[int] = set()
+    for ds in manifest.dataspaces:
+        badge = ds.ref.badge
+        what = f"{where}: dataspace {badge}"
+        if ds.kind == pb.DATASPACE_ROM:
+            if ds.pages or ds.changed or ds.pages_from_parent:
+                raise CheckpointCorrupt(f"{what} is a ROM dataspace with a page list")
+            continue
+        if ds.kind != pb.DATASPACE_RAM:
+            raise CheckpointCorrupt(f"{what} is of unknown kind {ds.kind}")
+        if badge in seen:
+            raise CheckpointCorrupt(f"{what} is listed twice")
+        seen.add(badge)
+        if ds.size % PAGE_SIZE:
+            raise CheckpointCorrupt(f"{what}: size {ds.size} is not a multiple of {PAGE_SIZE}")
+        count = ds.size // PAGE_SIZE
+        if not ds.pages_from_parent:
+            if ds.changed:
+                raise CheckpointCorrupt(f"{what} has changed pages but no parent's list to "
+                                        "apply them to (pages_from_parent is not set)")
+            if len(ds.pages) != count:
+                raise CheckpointCorrupt(f"{what} of {count} pages lists {len(ds.pages)}")
+            _check_digests(what, ds.pages)
+            continue
+        if not manifest.parent_id:
+            raise CheckpointCorrupt(f"{what} takes its pages from a parent, but a full "
+                                    "checkpoint has none")
+        if ds.pages:
+            raise CheckpointCorrupt(f"{what} has both a whole page list and pages_from_parent")
+        indexes: set[int] = set()
+        for update in ds.changed:
+            if update.index >= count:
+                raise CheckpointCorrupt(f"{what}: changed page {update.index} is outside its "
+                                        f"{count} pages")
+            if update.index in indexes:
+                raise CheckpointCorrupt(f"{what}: page {update.index} is changed twice")
+            indexes.add(update.index)
+        _check_digests(what, (u.digest for u in ds.changed))
+        if parent is not None:
+            if badge not in parent:
+                raise CheckpointCorrupt(f"{what} takes its pages from the parent "
+                                        f"{manifest.parent_id}, which has no RAM dataspace "
+                                        f"{badge}")
+            if parent[badge] != count:
+                raise CheckpointCorrupt(f"{what} of {count} pages takes its pages from the "
+                                        f"parent's, which has {parent[badge]}")
+
+
+def _check_digests(what: str, digests: Iterable[bytes]) -> None:
+    for digest in digests:
+        if digest and len(digest) != DIGEST_SIZE:
+            raise CheckpointCorrupt(f"{what}: a page digest of {len(digest)} bytes "
+                                    f"(SHA-256 has {DIGEST_SIZE}, a zero page none)")
+
+
+def resolve_pages(manifest: pb.Manifest, parent: PageLists | None) -> PageLists:
+    """A checkpoint's whole page lists, given its parent's resolved lists (None: the
+    parent's lists are not known). Checks the lists (``check_page_lists``) first.
+
+    Raises CheckpointCorrupt for malformed lists or a delta list that does not fit its
+    parent's, BrokenChain for delta lists when ``parent`` is None: a checkpoint with
+    delta lists cannot be resolved alone."""
+    deltas = [ds for ds in manifest.dataspaces if ds.pages_from_parent]
+    check_page_lists(manifest, None if parent is None
+                     else {badge: len(digests) for badge, digests in parent.items()})
+    if deltas and parent is None:
+        raise BrokenChain(f"checkpoint {manifest.id or '?'} lists the pages of {len(deltas)} "
+                          f"dataspace(s) as changes to its parent {manifest.parent_id}'s: "
+                          "resolving them needs the chain")
+    lists: PageLists = {}
+    for ds in manifest.dataspaces:
+        if ds.kind != pb.DATASPACE_RAM:
+            continue
+        if not ds.pages_from_parent:
+            lists[ds.ref.badge] = list(ds.pages)
+            continue
+        assert parent is not None
+        digests = lists[ds.ref.badge] = parent[ds.ref.badge].copy()
+        for update in ds.changed:
+            digests[update.index] = update.digest
+    return lists
+
+
+def resolve_page_lists(chain: Sequence[Checkpoint | PackedCheckpoint]) -> list[PageLists]:
+    """Each checkpoint's whole page lists, for a chain in order (``order_chain``): the
+    full checkpoint first. The lists of one checkpoint share no list with another's."""
+    out: list[PageLists] = []
+    for checkpoint in chain:
+        out.append(resolve_pages(checkpoint.manifest, out[-1] if out else None))
+    return out
+
+
+def referenced_in(lists: PageLists) -> set[bytes]:
+    """Every non-zero page digest resolved page lists refer to."""
+    return {digest for digests in lists.values() for digest in digests if digest}

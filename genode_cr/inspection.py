@@ -5,6 +5,7 @@ Offline: nothing here talks to a board. Used by ``genode-cr inspect``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,19 @@ def _enum(enum: Any, value: int, prefix: str) -> str:
     return enum.Name(value).removeprefix(prefix).lower()
 
 
+def _dataspace(d: pb.Dataspace, page_size: int, carried: Collection[bytes]) -> dict:
+    """A dataspace's pages. A delta list (``pages_from_parent``) says only which pages
+    changed since the parent; how many of the others are zero takes the chain, so
+    ``nonzero_pages`` is None for it, and ``changed_pages`` None for a whole list."""
+    listed = [u.digest for u in d.changed] if d.pages_from_parent else list(d.pages)
+    return {**_ref(d.ref), "kind": _enum(pb.DataspaceKind, d.kind, "DATASPACE_"),
+            "size": d.size, "pages": d.size // page_size,
+            "pages_from_parent": d.pages_from_parent,
+            "changed_pages": len(d.changed) if d.pages_from_parent else None,
+            "nonzero_pages": None if d.pages_from_parent else sum(1 for p in listed if p),
+            "carried_pages": sum(1 for p in listed if p and p in carried)}
+
+
 def describe(checkpoint: PackedCheckpoint, path: str | None) -> dict:
     """Everything a checkpoint holds, as plain data (stable keys, for JSON).
     ``path``: the file it was read from; None for one that is in no file."""
@@ -76,12 +90,7 @@ def describe(checkpoint: PackedCheckpoint, path: str | None) -> dict:
         "pd": {**_ref(m.pd.session.ref), "ram_quota": m.pd.ram_quota, "ram_used": m.pd.ram_used,
                "cap_quota": m.pd.cap_quota, "cap_used": m.pd.cap_used},
         "region_maps": region_maps,
-        "dataspaces": [{**_ref(d.ref), "kind": _enum(pb.DataspaceKind, d.kind, "DATASPACE_"),
-                        "size": d.size,
-                        "pages": d.size // (m.page_size or PAGE_SIZE),
-                        "nonzero_pages": sum(1 for p in d.pages if p),
-                        "carried_pages": sum(1 for p in d.pages if p and p in carried)}
-                       for d in m.dataspaces],
+        "dataspaces": [_dataspace(d, m.page_size or PAGE_SIZE, carried) for d in m.dataspaces],
         "threads": [{"name": t.name, **_ref(t.ref), "main": t.main, "started": t.started,
                      "paused": t.paused, "ip": t.state.ip, "sp": t.state.sp, "lr": t.state.lr,
                      "cpsr": t.state.cpsr,
@@ -139,8 +148,9 @@ def describe_text(d: dict) -> str:
         else:
             # carried_pages is None for a stored checkpoint: its pages are in a store.
             carried = "" if ds["carried_pages"] is None else f", {ds['carried_pages']} carried here"
-            out.append(f"  {ref(ds):<22} ram  {ds['pages']:>4} pages: {ds['nonzero_pages']} "
-                       f"non-zero{carried}")
+            listed = (f"{ds['changed_pages']} changed since parent" if ds["pages_from_parent"]
+                      else f"{ds['nonzero_pages']} non-zero")
+            out.append(f"  {ref(ds):<22} ram  {ds['pages']:>4} pages: {listed}{carried}")
     out.append("threads")
     for t in d["threads"]:
         flags = [f for f, on in (("main", t["main"]), ("started", t["started"]),

@@ -4,6 +4,11 @@ RPC gates), read from the CR component's records and the child's memory.
 
 Capabilities are keyed by badge; the slot (kcap) of each comes from the
 child's own capability map, as rtcr reads it.
+
+An incremental checkpoint lists a RAM dataspace that its parent also lists,
+with as many pages, as the entries that changed since (a delta list), unless
+the whole list is the shorter encoding; the child's history keeps the
+parent's lists to compare with.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ class _Capture:
         self.incremental = incremental
         self.kcaps = {badge: abi.kcap(i) for i, (badge, _) in read_cap_map(child).items()}
         self.pages: dict[bytes, bytes] = {}
+        # This capture's page lists; they become the history only once it succeeds,
+        # since the next incremental's delta lists are relative to them.
+        self.page_digests: dict[int, list[bytes]] = {}
 
     def ref(self, obj: KernelObject | None) -> pb.ObjectRef:
         if obj is None:
@@ -66,15 +74,18 @@ class _Capture:
             message.kind = pb.DATASPACE_ROM
             return message
         history = self.child.history
-        previous = history.page_digests.get(ds.badge)
+        count = ds.size // PAGE
+        previous = history.page_digests.get(ds.badge) if self.incremental else None
+        if previous is not None and len(previous) != count:
+            previous = None      # a badge that came back for a dataspace of another size
         unit_pages = self.board.kernel.tracking_unit_pages
-        if self.incremental and previous is not None and ds.dirty_units is not None:
+        if previous is not None and ds.dirty_units is not None:
             digests = list(previous)
             pages = [p for u in sorted(ds.dirty_units)
-                     for p in range(u * unit_pages, min((u + 1) * unit_pages, len(digests)))]
+                     for p in range(u * unit_pages, min((u + 1) * unit_pages, count))]
         else:
-            digests = [b""] * (ds.size // PAGE)
-            pages = range(len(digests))
+            digests = [b""] * count
+            pages = range(count)
         view = ds.view()
         for i in pages:
             content = view[i * PAGE:(i + 1) * PAGE]
@@ -85,7 +96,14 @@ class _Capture:
             digests[i] = digest
             if digest not in history.shipped and digest not in self.pages:
                 self.pages[digest] = content.tobytes()
-        history.page_digests[ds.badge] = digests
+        self.page_digests[ds.badge] = digests
+        if previous is not None:
+            delta = pb.Dataspace(pages_from_parent=True, changed=[
+                pb.PageUpdate(index=i, digest=digests[i]) for i in pages
+                if digests[i] != previous[i]])
+            if delta.ByteSize() < pb.Dataspace(pages=digests).ByteSize():
+                message.MergeFrom(delta)
+                return message
         message.pages.extend(digests)
         return message
 
@@ -199,9 +217,8 @@ def capture(board: Board, child: Child, since: str | None, freeze: bool) -> Chec
     capture = _Capture(board, child, incremental=bool(since))
     manifest = capture.manifest(since or "", frozen=child.paused)
     history.shipped |= capture.pages.keys()
-    # Forget dataspaces freed since: their badges may come back for others.
-    current = {ds.ref.badge for ds in manifest.dataspaces}
-    history.page_digests = {b: d for b, d in history.page_digests.items() if b in current}
+    # Only the dataspaces of this capture: a freed one's badge may come back for another.
+    history.page_digests = capture.page_digests
     history.last_id = manifest.id
     history.sequence = manifest.sequence
     child.pd.start_dirty_tracking()

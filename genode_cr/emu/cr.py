@@ -74,6 +74,7 @@ class CrComponent:
         except (ComponentError, InvalidElf) as error:
             child.destroy()
             raise RequestError(f"cannot start {name} from ROM {rom!r}: {error}") from error
+        self.board.logs.pop(name, None)
         self.children[name] = child
         return self.info(name)
 
@@ -124,4 +125,6 @@ class CrComponent:
         if child.name in self.children:
             child.destroy()
             raise NameInUse(f"a component named {child.name!r} already runs on {self.board.name}")
+        # A new incarnation's log starts empty; a killed one's stayed readable until now.
+        self.board.logs.pop(child.name, None)
         self.children[child.name] = child

@@ -13,7 +13,9 @@ where they were.
 A restore can arrive in rounds, as live migration sends it: ``stage`` takes
 a full checkpoint and then each incremental one, creating the child on the
 first round and filling memory as pages arrive; ``commit`` recreates the
-rest from the newest manifest and starts the threads. Nothing is registered
+rest from the newest manifest and starts the threads. Each staged manifest's
+page lists are resolved against the previous one's (an incremental may list
+only what changed), and memory is filled from the resolved lists. Nothing is registered
 with the board before the commit succeeds; ``abort``, or a failure at any
 step, destroys what was built, so the board is left as it was.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Iterable
 
-from ..checkpoint import Checkpoint, order_chain
+from ..checkpoint import Checkpoint, PageLists, order_chain, referenced_in, resolve_pages
 from ..errors import (BrokenChain, CheckpointCorrupt, InsufficientQuota, NameInUse, RequestError,
                       RomMismatch, RomMissing, WrongArch)
 from ..model import RestoreReport, Translation
@@ -64,6 +66,7 @@ class Restorer:
             raise ValueError(f"steps that cannot be skipped: {', '.join(sorted(unknown))}")
         self.manifest: pb.Manifest | None = None
         self.pages: dict[bytes, bytes] = {}          # every page staged so far
+        self.page_lists: PageLists = {}              # the newest manifest's, resolved
         self.report = RestoreReport(name or "", "", 0)
         self.objects: dict[int, KernelObject] = {}   # old badge -> new object
         self.kinds: dict[int, str] = {}              # old badge -> what it is
@@ -121,11 +124,12 @@ class Restorer:
             raise BrokenChain("checkpoints of different components")
         if self.manifest is not None and checkpoint.manifest.config != self.manifest.config:
             raise BrokenChain("checkpoints of one chain disagree about the component's config")
-        missing = checkpoint.referenced_digests() - self.pages.keys() - checkpoint.pages.keys()
+        first = self.manifest is None
+        page_lists = resolve_pages(checkpoint.manifest, None if first else self.page_lists)
+        missing = referenced_in(page_lists) - self.pages.keys() - checkpoint.pages.keys()
         if missing:
             raise BrokenChain(f"{len(missing)} page(s) referenced by {checkpoint.id} are in no "
                               "checkpoint of the chain")
-        first = self.manifest is None
         self.manifest = checkpoint.manifest
         if first:
             try:
@@ -134,6 +138,7 @@ class Restorer:
                 self.manifest = None     # refused: the restorer may take another chain
                 raise
             self.report.component = self.name
+        self.page_lists = page_lists
         self.pages.update(checkpoint.pages)
         self.report.checkpoint_id = checkpoint.id
         self.report.chain_length += 1
@@ -244,10 +249,12 @@ class Restorer:
                 + [(s.session, "rom") for s in m.rom_sessions])
 
     def recreate_dataspaces(self) -> None:
-        """Creates the dataspaces this round knows of and frees vanished ones."""
+        """Creates the dataspaces this round knows of and frees vanished ones (and
+        one whose badge came back for a dataspace of another size)."""
         assert self.child is not None and self.manifest is not None
-        current = {ds.ref.badge for ds in self.manifest.dataspaces}
-        for badge in [b for b in self.written if b not in current]:
+        current = {badge: len(digests) for badge, digests in self.page_lists.items()}
+        for badge in [b for b, digests in self.written.items()
+                      if current.get(b) != len(digests)]:
             ds = self.objects.pop(badge)
             assert isinstance(ds, Dataspace)
             self.child.pd.free(ds)
@@ -258,6 +265,9 @@ class Restorer:
         modules = {r.dataspace.badge: r.module for r in self.manifest.rom_sessions}
         for ds in self.manifest.dataspaces:
             if ds.ref.badge in self.objects:
+                if ds.kind == pb.DATASPACE_RAM and ds.ref.badge not in self.written:
+                    raise CheckpointCorrupt(f"RAM dataspace {ds.ref.badge} has the badge of "
+                                            f"another object ({self.kinds[ds.ref.badge]})")
                 continue
             if ds.kind == pb.DATASPACE_ROM:
                 module = modules.get(ds.ref.badge, self.manifest.rom.name)
@@ -271,13 +281,11 @@ class Restorer:
         """Writes every page whose content differs from what is in memory."""
         assert self.manifest is not None
         zero = bytes(abi.PAGE_SIZE)
-        for message in self.manifest.dataspaces:
-            if message.kind != pb.DATASPACE_RAM:
-                continue
-            ds = self._new(message.ref.badge)
+        for badge, digests in self.page_lists.items():
+            ds = self._new(badge)
             assert isinstance(ds, Dataspace)
-            written = self.written[message.ref.badge]
-            for index, digest in enumerate(message.pages):
+            written = self.written[badge]
+            for index, digest in enumerate(digests):
                 if written[index] == digest:
                     continue
                 ds.write(index * abi.PAGE_SIZE, self.pages[digest] if digest else zero)

@@ -118,17 +118,29 @@ class RegionMap(_message.Message):
     attachments: _containers.RepeatedCompositeFieldContainer[Attachment]
     def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., dataspace: _Optional[_Union[ObjectRef, _Mapping]] = ..., base: _Optional[int] = ..., size: _Optional[int] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ...) -> None: ...
 
+class PageUpdate(_message.Message):
+    __slots__ = ("index", "digest")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    digest: bytes
+    def __init__(self, index: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
 class Dataspace(_message.Message):
-    __slots__ = ("ref", "kind", "size", "pages")
+    __slots__ = ("ref", "kind", "size", "pages", "changed", "pages_from_parent")
     REF_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FROM_PARENT_FIELD_NUMBER: _ClassVar[int]
     ref: ObjectRef
     kind: DataspaceKind
     size: int
     pages: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., kind: _Optional[_Union[DataspaceKind, str]] = ..., size: _Optional[int] = ..., pages: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    changed: _containers.RepeatedCompositeFieldContainer[PageUpdate]
+    pages_from_parent: bool
+    def __init__(self, ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., kind: _Optional[_Union[DataspaceKind, str]] = ..., size: _Optional[int] = ..., pages: _Optional[_Iterable[bytes]] = ..., changed: _Optional[_Iterable[_Union[PageUpdate, _Mapping]]] = ..., pages_from_parent: _Optional[bool] = ...) -> None: ...
 
 class SignalSource(_message.Message):
     __slots__ = ("ref", "semaphore", "attached_thread_badge", "irq_pending")

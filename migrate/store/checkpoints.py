@@ -7,6 +7,12 @@ carries the same content; a page may go only when no stored checkpoint
 carries it and no save in progress is about to. Saves in progress pin their
 pages in this process, so one CheckpointStore must serve the process, and
 only one process may use a DiskPageStore at a time.
+
+An incremental checkpoint may list a dataspace's pages as the changes to its
+parent's list (genode_cr.checkpoint). A save checks such lists against the
+stored parent's manifest; since every stored checkpoint passed that check, the
+pages its lists name are enough for the "every referenced page is carried"
+rule (``named_digests``). ``verify`` resolves the whole chain.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from genode_cr import checkpoint as cr_checkpoint
-from genode_cr.checkpoint import FORMAT_VERSION, PAGE_SIZE, PackedCheckpoint
-from genode_cr.errors import CheckpointCorrupt
+from genode_cr.checkpoint import FORMAT_VERSION, PAGE_SIZE, PageLists
+from genode_cr.errors import CheckpointCorrupt, CheckpointError
 from genode_cr.v1 import checkpoint_pb2 as pb
 
 from ..errors import AlreadyExists, DataLoss, MigrateError, NotFound, RequestError
@@ -40,10 +46,6 @@ def open_embedded(state_dir: str | Path) -> CheckpointStore:
     """The embedded store of a coordinator: ``state.sqlite`` and ``pages/`` in state_dir."""
     state_dir = Path(state_dir)
     return CheckpointStore(SqliteStore(state_dir / "state.sqlite"), DiskPageStore(state_dir))
-
-
-def _referenced(manifest: pb.Manifest) -> set[bytes]:
-    return PackedCheckpoint(manifest).referenced_digests()
 
 
 class CheckpointStore:
@@ -78,6 +80,7 @@ class CheckpointStore:
         if stored is not None:
             return self._same(stored, manifest, root_digest)
         ancestors = self._ancestors_carried(manifest) if manifest.parent_id else set()
+        self._check_page_lists(manifest)
 
         carried: list[bytes] = []     # in arrival order; the root digest sorts them
         seen: set[bytes] = set()
@@ -98,7 +101,7 @@ class CheckpointStore:
             if cr_checkpoint.root_digest(manifest, carried) != root_digest:
                 raise DataLoss(f"checkpoint {checkpoint_id}: root digest mismatch (manifest "
                                "or page set altered on the way)")
-            missing = _referenced(manifest) - ancestors - seen
+            missing = cr_checkpoint.named_digests(manifest) - ancestors - seen
             if missing:
                 raise RequestError(f"checkpoint {checkpoint_id}: {len(missing)} page(s) its "
                                    "manifest refers to are carried by no checkpoint of its "
@@ -141,6 +144,15 @@ class CheckpointStore:
         for ancestor in self.chain(parent.id):
             carried.update(self.meta.carried_digests(ancestor.id))
         return carried
+
+    def _check_page_lists(self, manifest: pb.Manifest) -> None:
+        """The page lists' shape, and each delta list against the parent's dataspace."""
+        parent = (cr_checkpoint.page_counts(self.manifest(manifest.parent_id))
+                  if manifest.parent_id else None)
+        try:
+            cr_checkpoint.check_page_lists(manifest, parent)
+        except CheckpointCorrupt as error:
+            raise DataLoss(str(error)) from error
 
     @staticmethod
     def _check(checkpoint_id: str, page: pb.Page) -> bytes:
@@ -240,6 +252,7 @@ class CheckpointStore:
             return VerifyResult(False, str(error), 0, 0)
         checked = 0
         carried: set[bytes] = set()
+        lists: PageLists | None = None
         for meta in chain:
             try:
                 manifest = self.manifest(meta.id)
@@ -257,6 +270,10 @@ class CheckpointStore:
             if problem:
                 return VerifyResult(False, f"checkpoint {meta.id}: {problem}", len(chain),
                                     checked)
+            try:
+                lists = cr_checkpoint.resolve_pages(manifest, lists)
+            except CheckpointError as error:
+                return VerifyResult(False, str(error), len(chain), checked)
             for digest in digests:
                 if not self.pages.has(digest):
                     problem = f"page {digest.hex()[:16]} is missing from the page store"
@@ -267,7 +284,7 @@ class CheckpointStore:
                                         len(chain), checked)
                 checked += 1
             carried.update(digests)
-            missing = _referenced(manifest) - carried
+            missing = cr_checkpoint.referenced_in(lists) - carried
             if missing:
                 return VerifyResult(False, f"checkpoint {meta.id}: {len(missing)} page(s) it "
                                     "refers to are in no checkpoint of its chain",

@@ -308,7 +308,7 @@ def test_live_move_of_busy_components_continues_exactly(fleet, component, config
     assert not errors_in(follower.lines), errors_in(follower.lines)
 
 
-HOT_KVSTORE = "table_kib=2048\nfill=random\nhot_pages=16\nperiod_ms=20\n"
+HOT_KVSTORE = "table_kib=1024\nfill=random\nhot_pages=16\nperiod_ms=20\n"
 
 
 @pytest.mark.slow
@@ -317,7 +317,9 @@ def test_network_drop_within_the_grace_resumes_where_it_stopped(fleet):
     client = f.client()
     client.start_component("kvstore", "boardA", config=HOT_KVSTORE)
     follower = Follower(client, "kvstore")
-    move = client.create_move("kvstore", "boardB", options=rpb.MoveOptions(link_grace_ms=20000))
+    # 16 hot pages take longer than 300 ms on this line: accept that, this is about the drop.
+    move = client.create_move("kvstore", "boardB", options=rpb.MoveOptions(
+        link_grace_ms=20000, on_overshoot=rpb.OVERSHOOT_POLICY_ACCEPT))
     wait_for(lambda: client.get_move(move.id).progress.bytes_sent > 256 << 10, 120,
              "a quarter of the first round on its way")
     f.proxies["boardA"].sever(2.0)
