@@ -14,7 +14,8 @@ import zstandard
 
 from genode_cr import errors, wire
 from genode_cr.checkpoint import (MAX_PAGE_DATA, PAGE_SIZE, ZSTD_LEVEL, Checkpoint,
-                                  PackedCheckpoint, order_chain, verify_chain)
+                                  PackedCheckpoint, order_chain, resolve_page_lists,
+                                  resolve_pages, verify_chain)
 from genode_cr.cli import run
 from genode_cr.client import BoardClient
 from genode_cr.emu import Board, default_rom_dir
@@ -247,6 +248,52 @@ def test_chains_of_packed_checkpoints(chain):
     if final.referenced_digests() - full.pages.keys():
         with pytest.raises(errors.BrokenChain, match="in no checkpoint"):
             verify_chain([full, stripped])
+
+
+def test_a_delta_list_travels_in_a_file_and_resolves_only_with_its_parent(chain):
+    full, final = (PackedCheckpoint.pack(c) for c in chain)
+    again = PackedCheckpoint.from_bytes(final.to_bytes())
+    assert again.manifest == final.manifest
+    deltas = [ds for ds in again.manifest.dataspaces if ds.pages_from_parent]
+    assert deltas and all(not ds.pages for ds in deltas)
+    with pytest.raises(errors.BrokenChain, match="needs the chain"):
+        resolve_pages(again.manifest, None)
+    lists = resolve_page_lists([full, again])
+    assert lists[0] == {ds.ref.badge: list(ds.pages) for ds in full.manifest.dataspaces
+                        if ds.kind == pb.DATASPACE_RAM}
+    assert {badge: len(d) for badge, d in lists[1].items()} == \
+           {ds.ref.badge: ds.size // PAGE_SIZE for ds in again.manifest.dataspaces
+            if ds.kind == pb.DATASPACE_RAM}
+
+
+def _with(packed: PackedCheckpoint, change) -> PackedCheckpoint:
+    manifest = pb.Manifest()
+    manifest.CopyFrom(packed.manifest)
+    change(manifest)
+    changed = PackedCheckpoint(manifest, dict(packed.pages))
+    changed.root_digest = changed.compute_root_digest()
+    return changed
+
+
+def test_a_malformed_delta_list_is_refused_as_the_file_is_read(chain):
+    def out_of_range(manifest):
+        ds = next(d for d in manifest.dataspaces if d.pages_from_parent)
+        ds.changed.add(index=ds.size // PAGE_SIZE)
+
+    bad = _with(PackedCheckpoint.pack(chain[1]), out_of_range)
+    with pytest.raises(errors.CheckpointCorrupt, match="outside its"):
+        PackedCheckpoint.from_bytes(bad.to_bytes())
+
+
+def test_verify_chain_refuses_a_delta_its_parent_cannot_resolve(chain):
+    """Well formed alone, so the file reads; only the chain shows that the parent
+    has no such dataspace."""
+    full, final = (PackedCheckpoint.pack(c) for c in chain)
+    stray = _with(final, lambda m: m.dataspaces.add(ref=pb.ObjectRef(badge=0xFFFF),
+                                                     size=PAGE_SIZE, pages_from_parent=True))
+    PackedCheckpoint.from_bytes(stray.to_bytes())
+    with pytest.raises(errors.CheckpointCorrupt, match="no RAM dataspace 65535"):
+        verify_chain([full, stray])
 
 
 # --- the assemblers -----------------------------------------------------------------------

@@ -15,9 +15,9 @@ a full checkpoint and then each incremental one, creating the child on the
 first round and filling memory as pages arrive; ``commit`` recreates the
 rest from the newest manifest and starts the threads. Each staged manifest's
 page lists are resolved against the previous one's (an incremental may list
-only what changed), and memory is filled from the resolved lists. Nothing is registered
-with the board before the commit succeeds; ``abort``, or a failure at any
-step, destroys what was built, so the board is left as it was.
+only what changed), and memory is filled from the resolved lists. Nothing is
+registered with the board before the commit succeeds; ``abort``, or a failure
+at any step, destroys what was built, so the board is left as it was.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ __all__ = ["Transfer"]
 
 
 def _wire_bytes(part: CheckpointPart) -> int:
-    return sum(len(page.data) for page in part.pages) if isinstance(part, bpb.PageChunk) else 0
+    """The part's bytes as it crosses a link: compressed pages with their
+    digests, and the manifest, which for a large component is not small."""
+    return part.ByteSize()
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Transfer:
     taken_at_us: int = 0
     announced_bytes: int = 0          # page bytes the start announced
     pages: int = 0                    # received from the source
-    wire_bytes: int = 0               # received from the source, compressed
+    wire_bytes: int = 0               # received from the source: messages as they crossed
     sent_bytes: int = 0               # written to the target, resends included
 
     @property
@@ -83,13 +85,13 @@ class Transfer:
 
     def _take(self, part: CheckpointPart) -> None:
         self.parts.append(part)
+        self.wire_bytes += _wire_bytes(part)
         if isinstance(part, bpb.CheckpointStart):
             self.checkpoint_id = part.manifest.id
             self.taken_at_us = part.manifest.taken_at_us
             self.announced_bytes = part.page_bytes
         elif isinstance(part, bpb.PageChunk):
             self.pages += len(part.pages)
-            self.wire_bytes += _wire_bytes(part)
 
     async def _target_position(self, dst: AgentClient) -> int | None:
         """How many parts of this checkpoint the target's board has; None: all."""

@@ -2,6 +2,7 @@ import re
 
 import pytest
 
+from genode_cr.checkpoint import resolve_page_lists
 from genode_cr.emu import Board, default_rom_dir
 
 COUNT = re.compile(r"^count (\d+) elapsed_ms (\d+)$")
@@ -41,6 +42,12 @@ def steps(board, name="kvstore"):
         if m:
             out[int(m[1])] = (int(m[2]), m[3])
     return out
+
+
+def page_lists(*chain):
+    """The newest checkpoint's whole page lists (badge -> digests), resolved along
+    the chain given in order, the full checkpoint first."""
+    return resolve_page_lists(chain)[-1]
 
 
 def errors_in(board, name):

@@ -3,7 +3,7 @@ checkpoint taken at the same point: all memory, registers and slots."""
 
 import pytest
 
-from .conftest import errors_in
+from .conftest import errors_in, page_lists
 
 
 def restored_state(board, name):
@@ -26,8 +26,7 @@ def test_chain_equals_full(make_board, unit_pages):
         chain.append(a.cr.checkpoint("kvstore", since=chain[-1], freeze=seconds == 0.2))
     full = a.cr.checkpoint("kvstore")          # frozen: nothing ran in between
 
-    pages = lambda c: [list(ds.pages) for ds in c.manifest.dataspaces]
-    assert pages(chain[-1]) == pages(full)
+    assert page_lists(*chain) == page_lists(full)
 
     from_chain, from_full = make_board("boardB"), make_board("boardB")
     from_chain.cr.restore(chain)

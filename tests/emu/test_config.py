@@ -27,7 +27,7 @@ from genode_cr.link import BlockingLink, memory_pair
 from genode_cr.server import BoardServer
 from genode_cr.v1 import checkpoint_pb2 as pb
 
-from .conftest import errors_in, steps
+from .conftest import errors_in, page_lists, steps
 
 CHUNK = 256 * 1024
 PAGE_WORDS = abi.PAGE_SIZE // 4
@@ -72,15 +72,15 @@ def checks(board, name="kvstore") -> dict[int, tuple[str, str]]:
     return {int(m[1]): (m[2], m[3]) for m in map(CHECK.match, board.log(name)) if m}
 
 
-def table_words(checkpoint: Checkpoint) -> list[bytes]:
-    """The kvstore table's pages, in table order: its chunks as attached in
-    the RM session's region map."""
-    dataspaces = {ds.ref.badge: ds for ds in checkpoint.manifest.dataspaces}
-    (rm,) = checkpoint.manifest.rm_sessions
+def table_words(*chain: Checkpoint) -> list[bytes]:
+    """The kvstore table's pages in the newest checkpoint of the chain, in table
+    order: its chunks as attached in the RM session's region map."""
+    lists = page_lists(*chain)
+    (rm,) = chain[-1].manifest.rm_sessions
     (region_map,) = rm.region_maps
     pages = []
     for attachment in sorted(region_map.attachments, key=lambda a: a.addr):
-        pages.extend(dataspaces[attachment.ds_badge].pages)
+        pages.extend(lists[attachment.ds_badge])
     return pages
 
 
@@ -210,7 +210,7 @@ def test_hot_stride_spreads_the_hot_pages(make_board):
     full = board.cr.checkpoint("kvstore")
     board.run(0.2)
     incremental = board.cr.checkpoint("kvstore", since=full)
-    before, after = table_words(full), table_words(incremental)
+    before, after = table_words(full), table_words(full, incremental)
     changed = [i for i, (old, new) in enumerate(zip(before, after)) if old != new]
     assert changed == [0, 64, 128, 192]
 

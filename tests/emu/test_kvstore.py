@@ -5,7 +5,7 @@ each step's digest must be."""
 
 import pytest
 
-from .conftest import errors_in, steps
+from .conftest import errors_in, page_lists, steps
 
 MIB = 1 << 20
 CHUNK = 256 * 1024   # kvstore.c grows its table by dataspaces of this size
@@ -52,7 +52,7 @@ def test_stale_page_shows_in_the_digest(make_board):
     full = a.cr.checkpoint("kvstore")
     a.run(0.35)
     incremental = a.cr.checkpoint("kvstore", since=full, freeze=True)
-    table_pages = {d for ds in full.manifest.dataspaces for d in ds.pages if d}
+    table_pages = {d for digests in page_lists(full).values() for d in digests if d}
     changed = [d for d in incremental.pages if d not in table_pages]
     assert changed
     stale = _older_version_of(full, incremental, changed)
@@ -62,15 +62,22 @@ def test_stale_page_shows_in_the_digest(make_board):
 
 
 def _older_version_of(full, incremental, changed):
+    """The incremental with one changed table page listed as it was in the full
+    checkpoint: that dataspace gets a whole page list, the others stay as taken."""
     from genode_cr.checkpoint import Checkpoint
+    old, new = page_lists(full), page_lists(full, incremental)
     manifest = type(incremental.manifest)()
     manifest.CopyFrom(incremental.manifest)
-    old = {ds.ref.badge: list(ds.pages) for ds in full.manifest.dataspaces}
-    table_chunks = [ds for ds in manifest.dataspaces if ds.size == CHUNK]
-    for ds in table_chunks:
-        for i, digest in enumerate(ds.pages):
-            if digest in changed and ds.ref.badge in old and i < len(old[ds.ref.badge]) \
-                    and old[ds.ref.badge][i] and old[ds.ref.badge][i] != digest:
-                ds.pages[i] = old[ds.ref.badge][i]
+    for ds in manifest.dataspaces:
+        if ds.size != CHUNK or ds.ref.badge not in old:
+            continue
+        for i, digest in enumerate(new[ds.ref.badge]):
+            before = old[ds.ref.badge][i]
+            if digest in changed and before and before != digest:
+                digests = list(new[ds.ref.badge])
+                digests[i] = before
+                ds.ClearField("changed")
+                ds.pages_from_parent = False
+                ds.pages[:] = digests
                 return Checkpoint(manifest, dict(incremental.pages))
     raise AssertionError("no page changed in place")
