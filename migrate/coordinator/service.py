@@ -11,6 +11,7 @@ import logging
 from typing import AsyncIterator
 
 from genode_cr.v1 import board_pb2 as bpb
+from genode_cr.wire import PAGES_PER_CHUNK
 from genode_cr.v1 import checkpoint_pb2 as cpb
 
 from .. import errors
@@ -23,9 +24,6 @@ __all__ = ["CoordinatorService"]
 
 log = logging.getLogger(__name__)
 
-#: Pages per chunk when a stored checkpoint is staged on a board, as the
-#: boards chunk them (genode_cr.wire.PAGES_PER_CHUNK).
-PAGES_PER_CHUNK = 16
 #: How long a log follower waits for a moved component to appear on its new board.
 FOLLOW_SETTLE_S = 30.0
 
