@@ -339,9 +339,9 @@ class AgentService:
         with _unavailable_when_unreachable():
             return await self._client().stage_status(session)
 
-    async def commit_restore(self, session: int, *, generation: int = 0
-                             ) -> tuple[RestoreReport, ComponentInfo | None]:
-        """Commits; returns the report and the component as it now runs."""
+    async def commit_restore(self, session: int, *, generation: int = 0) -> RestoreReport:
+        """Commits: when it returns, the component runs. Nothing more is asked of the
+        board here: during a move every round trip after the commit was downtime."""
         record = self._session(session)
         if record.component:
             self.fences.admit(record.component, generation)
@@ -354,11 +354,7 @@ class AgentService:
             self._sessions.pop(session, None)    # the board ends it whatever the outcome
             raise
         self._sessions.pop(session, None)
-        try:
-            component = await self.find(report.component)
-        except Unavailable:
-            component = None             # committed; only the follow-up look failed
-        return report, component
+        return report
 
     async def abort_restore(self, session: int) -> None:
         if session == 0:

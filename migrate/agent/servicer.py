@@ -106,12 +106,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     @map_errors
     async def CommitRestore(self, request, context):
-        report, component = await self.service.commit_restore(request.session,
-                                                              generation=request.generation)
-        response = apb.AgentServiceCommitRestoreResponse(report=wire.report_to_pb(report))
-        if component is not None:
-            response.component.CopyFrom(self._component(component))
-        return response
+        report = await self.service.commit_restore(request.session,
+                                                   generation=request.generation)
+        return apb.AgentServiceCommitRestoreResponse(
+            report=wire.report_to_pb(report),
+            component=rpb.Component(name=report.component, board=self.service.board_name,
+                                    state="running", threads=report.threads))
 
     @map_errors
     async def AbortRestore(self, request, context):

@@ -241,8 +241,11 @@ class CoordinatorService:
             # The old board may come back with its copy: it is killed then.
             self.store.add_fence(owner.board, component, generation, "kill")
         self.store.set_owner(component, target, generation)
-        reply.component.board = target
-        return reply.component, reply.report
+        running = reply.component
+        with contextlib.suppress(errors.MigrateError):
+            running = await agent.find(component) or running
+        running.board = target
+        return running, reply.report
 
 
 async def _until(stream: AsyncIterator[rpb.LogLine], stop, poll: float = 0.5
