@@ -21,7 +21,8 @@ run:
   at the line rate, measured here as bench/link.py does) and split into that
   wire part and ours (the rest), with ours split again: the manifest the
   final round carries over the UART (its size measured in this process on an
-  emulated board: it lists a SHA-256 for every page, changed or not), the
+  emulated board: a full one lists a SHA-256 for every page, an incremental
+  only the entries that changed since its parent), the
   rest of the final round (freeze, capture, framing, acks, staging) and what
   follows it (commit on the target).
 
@@ -117,8 +118,9 @@ def measure_line_rate(baud: int, seconds: float) -> float:
 def manifest_sizes(config: str) -> tuple[int, int]:
     """Bytes of the manifest of a full and of an incremental checkpoint of the
     workload, taken in this process on an emulated board (no link). Every
-    round's CheckpointStart carries one over the source's UART, and it lists a
-    SHA-256 for every page of the component, changed or not."""
+    round's CheckpointStart carries one over the source's UART: a full one lists
+    a SHA-256 for every page of the component, an incremental one only what
+    changed since its parent."""
     board = Board("bench-manifest")
     board.cr.start(COMPONENT, config=config)
     board.run_until(lambda: any(CHECK.match(line) for line in board.log(COMPONENT)),
