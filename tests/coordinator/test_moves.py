@@ -400,3 +400,18 @@ def test_dry_run_checks_and_predicts_then_learns_from_the_move(fleet):
     blocked = client.plan_move("counter", "boardA",
                                options=rpb.MoveOptions(mode=rpb.MOVE_MODE_STOP_COPY))
     assert blocked.predicted_downtime_ms == blocked.stop_copy_downtime_ms
+
+
+def test_source_board_dying_mid_move_leaves_no_copy_on_the_target(fleet):
+    f = fleet()
+    client = f.client()
+    client.start_component("kvstore", "boardA", config=HOT_KVSTORE)
+    move = client.create_move("kvstore", "boardB", options=rpb.MoveOptions(link_grace_ms=1000))
+    wait_for(lambda: client.get_move(move.id).progress.bytes_sent > 64 << 10, 120,
+             "the first round on its way")
+    f.boards["boardA"].kill()
+    end = finish(client, move.id)
+    assert end.phase == rpb.MOVE_PHASE_ROLLED_BACK
+    assert end.error.reason == "UNAVAILABLE", end.error
+    # Nothing half-restored was left running on the target.
+    assert not [c for c in client.list_components("boardB").components if c.name == "kvstore"]
