@@ -46,7 +46,11 @@ export GENODE_CR_ROM_DIR := $(abspath $(ROM_DIR))
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv toolchain roms proto test demo demo-board bench clean distclean
+# ---- QEMU board image (deploy/qemu): kernel + initramfs in a cache outside git ------
+QEMU_PACKAGES := qemu-system-x86 busybox-static cpio
+
+.PHONY: help venv toolchain roms proto qemu-packages qemu-image test demo demo-board bench \
+        clean distclean
 
 help:
 	@echo "make demo       a lab of emulated boards, a live move with the migrate CLI"
@@ -55,6 +59,7 @@ help:
 	@echo "make venv       create $(VENV) and install the project with its dev extra"
 	@echo "make toolchain  install the ARM cross compiler when missing (apt)"
 	@echo "make roms       build the component ROMs into $(ROM_DIR)/"
+	@echo "make qemu-image the QEMU board image (deploy/qemu; installs QEMU when missing)"
 	@echo "make proto      regenerate Python code from proto/"
 	@echo "make bench      run every bench/*.py"
 	@echo "make clean      remove $(BUILD_DIR)/ (distclean: also $(VENV))"
@@ -104,12 +109,31 @@ $(ROMS): $(ROM_DIR)/%: $(RUNTIME_OBJS) $(OBJ_DIR)/components/%.c.o $(LINK_LD) | 
 
 -include $(RUNTIME_OBJS:.o=.d) $(COMPONENT_OBJS:.o=.d)
 
+# ---- QEMU board image --------------------------------------------------------------
+# Installs what the image and the system tests need when missing. The kernel is
+# not installed: build_image.py takes it with `apt-get download`, which needs the
+# package lists (empty on a fresh machine until `apt-get update`).
+qemu-packages:
+	@if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || [ ! -x /bin/busybox ] \
+	    || ! command -v cpio >/dev/null 2>&1; then \
+	  echo "installing $(QEMU_PACKAGES)"; \
+	  $(APT_GET) update && $(APT_GET) install -y --no-install-recommends $(QEMU_PACKAGES); \
+	elif ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then \
+	  $(APT_GET) update; \
+	fi
+
+# Quick when nothing changed: the script compares a hash of its inputs with its stamp.
+qemu-image: qemu-packages venv
+	$(VENV_PY) deploy/qemu/build_image.py
+
 # ---- protobuf / gRPC code ----------------------------------------------------------
 proto: venv
 	$(VENV_PY) scripts/gen_proto.py
 
 # ---- tests, demo, benchmarks -------------------------------------------------------
-test: venv toolchain roms
+# The system tests (tests/system) fail instead of skipping when QEMU is not there.
+test: export MIGRATE_REQUIRE_QEMU := 1
+test: venv toolchain roms qemu-image
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv toolchain roms

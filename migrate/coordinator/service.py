@@ -90,7 +90,8 @@ class CoordinatorService:
         board = await self.engine.locate(name)
         generation = self.engine.generation(name)
         await self.fleet.agent(board).kill(name, generation)
-        self.store.drop_owner(name)
+        # The owner record stays: a component started again under this name gets the
+        # next generation, which agents that saw this one accept.
         return board
 
     async def logs(self, name: str, *, follow: bool = False, tail: int = 0

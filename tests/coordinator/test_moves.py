@@ -415,3 +415,19 @@ def test_source_board_dying_mid_move_leaves_no_copy_on_the_target(fleet):
     assert end.error.reason == "UNAVAILABLE", end.error
     # Nothing half-restored was left running on the target.
     assert not [c for c in client.list_components("boardB").components if c.name == "kvstore"]
+
+
+def test_a_component_killed_and_started_again_is_not_fenced(fleet):
+    """Regression: kill forgot the ownership generation, so the next start used
+    generation 1 and an agent that had seen the move's generation refused it."""
+    f = fleet()
+    client = f.client()
+    client.start_component("counter", "boardA")
+    assert finish(client, client.create_move("counter", "boardB").id).phase \
+        == rpb.MOVE_PHASE_DONE
+    client.kill_component("counter")
+    assert where(client, "counter") == []
+    client.start_component("counter", "boardB")
+    assert where(client, "counter") == [("boardB", "running")]
+    assert finish(client, client.create_move("counter", "boardA").id).phase \
+        == rpb.MOVE_PHASE_DONE
