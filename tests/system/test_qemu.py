@@ -1,9 +1,8 @@
 """Moves between two boards that are QEMU virtual machines, through their agents
 and the coordinator: exactly as on hardware, an agent sees only a serial line.
 
-Each test starts its components under names of its own: the coordinator starts a
-name it killed at generation 1 again, which the agents, remembering a higher
-one, refuse as stale (reported to the lead).
+Each test starts its components under names of its own, so that no test depends
+on what another left behind.
 
 Workloads stay small (counter, ticker, a 512 KiB kvstore where a move must last
 a few seconds): code under Unicorn runs 15-20x slower inside a TCG guest.
@@ -11,7 +10,10 @@ a few seconds): code under Unicorn runs 15-20x slower inside a TCG guest.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -86,7 +88,14 @@ def test_counter_moves_to_the_other_vm_and_back(qemu_fleet, record_property):
     follower = Follower(qemu_fleet, "counter")
     try:
         wait_for(lambda: len(follower.on("boardA")) >= 3, 60, "counter counting on boardA")
-        there = finish(client, client.create_move("counter", "boardB", options=LIVE).id)
+        # As a person types it: the CLI, against this fleet's coordinator.
+        typed = subprocess.run(
+            [sys.executable, "-m", "migrate.cli", "--coordinator",
+             qemu_fleet.coordinator.address, "-o", "json", "move", "counter",
+             "--from", "boardA", "--to", "boardB", "--max-downtime", "5000"],
+            capture_output=True, text=True, timeout=MOVE_DEADLINE)
+        assert typed.returncode == 0, typed.stdout + typed.stderr
+        there = client.get_move(json.loads(typed.stdout)["move"]["id"])
         assert there.phase == rpb.MOVE_PHASE_DONE, there.error
         assert where(client, "counter") == [("boardB", "running")]
         wait_for(lambda: len(follower.on("boardB")) >= 3, 60, "counter counting on boardB")
