@@ -133,14 +133,16 @@ def error_from_rpc(error: grpc.RpcError, *, target: str = "") -> Exception:
     code_name = code.name if code is not None else "UNKNOWN"
     message = details or code_name
     if not reason:
-        if code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-            reason = "UNAVAILABLE"
+        # No ErrorInfo: gRPC itself ended the call, not one of our servers (they
+        # always attach one). INTERNAL then means the transport broke under a
+        # stream ("Internal error from Core" when a peer dies mid-stream): the
+        # peer went away, which callers treat like any unreachable peer.
+        if code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"):
+            code_name, reason = "UNAVAILABLE", "UNAVAILABLE"
             message = f"{target + ': ' if target else ''}{message}"
         elif code_name == "RESOURCE_EXHAUSTED":
             reason = "BAD_REQUEST"
-    return errors.error_from_reason(reason, message,
-                                    "UNAVAILABLE" if code_name == "DEADLINE_EXCEEDED"
-                                    else code_name, metadata)
+    return errors.error_from_reason(reason, message, code_name, metadata)
 
 
 @contextlib.contextmanager

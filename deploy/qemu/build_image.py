@@ -66,13 +66,16 @@ fi
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
-mount -t tmpfs tmp /host/tmp
+# Writable scratch space, not over /tmp: a checkout or a venv may live there.
+mount -t tmpfs scratch /host/run
+mkdir -p /host/run/genode-migrate
 if [ -z "$NAME" ] || [ -z "$PY" ]; then
   echo "genode-migrate: gcr.name= and gcr.python= are required on the kernel command line"
   poweroff -f
 fi
 echo "genode-migrate: starting board $NAME"
-chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp \
+chroot /host /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/run/genode-migrate \
+  TMPDIR=/run/genode-migrate \
   PYTHONPATH="$REPO" GENODE_CR_ROM_DIR="$ROMS" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
   "$PY" -m genode_cr.cli board serve --name "$NAME" --uart /dev/ttyS1 $EXTRA
 echo "genode-migrate: board server exited with status $?"
