@@ -607,8 +607,13 @@ def _lab_text(status: dict) -> str:
     rows = [["coordinator", str(c["pid"] or "-"), alive(c), c["address"] or "-", "",
              c["log"] or ""]]
     for b in status["boards"]:
-        rows.append([b["name"], str(b["board"]["pid"] or "-"), alive(b["board"]), b["url"] or "-",
-                     b["health"].lower().replace("_", "-"), b["board"]["log"] or ""])
+        vm = b.get("vm_state")
+        rows.append([b["name"] + (" (vm)" if b.get("kind") == "qemu" else ""),
+                     str(b["board"]["pid"] or "-"),
+                     f"vm {vm}" if vm and alive(b["board"]) == "up" else alive(b["board"]),
+                     b["url"] or "-",
+                     b["health"].lower().replace("_", "-"),
+                     b.get("vm_console") or b["board"]["log"] or ""])
         rows.append(["  agent", str(b["agent"]["pid"] or "-"), alive(b["agent"]),
                      b["agent_address"] or "-", "", b["agent"]["log"] or ""])
     lines = [table(["PROCESS", "PID", "STATE", "ADDRESS", "HEALTH", "LOG"], rows)]
@@ -623,10 +628,13 @@ def _lab_text(status: dict) -> str:
               show_default=True, help="How many boards.")
 @click.option("--baud", type=click.IntRange(min=0), default=lab_.DEFAULT_BAUD, show_default=True,
               help="Each board's UART line rate; 0: not paced.")
-def lab_up(settings: Settings, count: int, baud: int) -> None:
+@click.option("--qemu", is_flag=True,
+              help="Boot each board as a QEMU virtual machine (make qemu-image builds its "
+                   "image); its UART is QEMU's, --baud does not apply.")
+def lab_up(settings: Settings, count: int, baud: int, qemu: bool) -> None:
     """Start a lab and point the client configuration at its coordinator."""
     try:
-        started = lab_.start_lab(count, baud, report=lambda m: _note(settings, m))
+        started = lab_.start_lab(count, baud, report=lambda m: _note(settings, m), qemu=qemu)
     except lab_.LabFailed as error:
         if error.log_tail and not settings.quiet:
             click.echo(f"last lines of {error.log}:", err=True)

@@ -70,6 +70,11 @@ _OURS = "# written by `migrate lab up`"
 
 BOARD_READY = re.compile(r"^(\S+) listening on (socket://\S+)\s*$", re.MULTILINE)
 AGENT_READY = re.compile(r"^agent for (\S+) listening on (\S+)\s*$", re.MULTILINE)
+#: A board in QEMU (python -m migrate.qemu): its UART first, then the board server's ready line.
+VM_UART = re.compile(r"^(\S+) uart (socket://\S+)\s*$", re.MULTILINE)
+VM_READY = re.compile(r"^(\S+) ready after ([\d.]+) s\s*$", re.MULTILINE)
+#: A VM boots in 13-17 s under software emulation here; several at once take longer.
+VM_READY_DEADLINE = 300.0
 COORDINATOR_READY = re.compile(r"^coordinator listening on (\S+)\s*$", re.MULTILINE)
 
 Report = Callable[[str], None]
@@ -125,6 +130,7 @@ class Lab:
     client_config_backup: str = ""
     created: float = 0.0
     format: int = LAB_FORMAT
+    qemu: bool = False        # boards are QEMU virtual machines (migrate.qemu)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -274,7 +280,7 @@ def _coordinator_toml(lab: Lab) -> str:
 # --- up, status, down ------------------------------------------------------------------------
 
 def start_lab(boards: int = 2, baud: int = DEFAULT_BAUD, *, ready_deadline: float = READY_DEADLINE,
-              report: Report | None = None) -> Lab:
+              report: Report | None = None, qemu: bool = False) -> Lab:
     """Starts a lab and returns it once every process is ready.
 
     Raises:
@@ -295,8 +301,8 @@ def start_lab(boards: int = 2, baud: int = DEFAULT_BAUD, *, ready_deadline: floa
             _stop(previous, say)
         directory = lab_dir()
         shutil.rmtree(directory / "coordinator", ignore_errors=True)
-        lab = Lab(dir=str(directory), baud=baud, created=time.time(),
-                  boards=[LabBoard(name) for name in board_names(boards)])
+        lab = Lab(dir=str(directory), baud=0 if qemu else baud, created=time.time(),
+                  boards=[LabBoard(name) for name in board_names(boards)], qemu=qemu)
         lab.save()
         try:
             _bring_up(lab, ready_deadline, say)
@@ -309,14 +315,26 @@ def start_lab(boards: int = 2, baud: int = DEFAULT_BAUD, *, ready_deadline: floa
 def _bring_up(lab: Lab, ready_deadline: float, say: Report) -> None:
     python = sys.executable
     baud = ["--baud", str(lab.baud)] if lab.baud else []
-    started = [_spawn(lab, "board", b.name,
-                      [python, "-m", "genode_cr", "board", "serve", "--name", b.name,
-                       "--uart", "socket://127.0.0.1:0", *baud])
-               for b in lab.boards]
-    deadline = time.monotonic() + ready_deadline
-    for board, process in zip(lab.boards, started):
-        board.url = process.address = _wait_ready(process, BOARD_READY, deadline)[2]
-        say(f"{board.name}: board on {board.url}")
+    if lab.qemu:
+        started = [_spawn(lab, "board", b.name,
+                          [python, "-m", "migrate.qemu", "--name", b.name,
+                           "--log-dir", str(Path(lab.dir) / f"vm-{b.name}")])
+                   for b in lab.boards]
+        deadline = time.monotonic() + max(ready_deadline, VM_READY_DEADLINE)
+        for board, process in zip(lab.boards, started):
+            board.url = process.address = _wait_ready(process, VM_UART, deadline)[2]
+        for board, process in zip(lab.boards, started):
+            booted = _wait_ready(process, VM_READY, deadline)[2]
+            say(f"{board.name}: virtual machine up in {booted} s, its UART on {board.url}")
+    else:
+        started = [_spawn(lab, "board", b.name,
+                          [python, "-m", "genode_cr", "board", "serve", "--name", b.name,
+                           "--uart", "socket://127.0.0.1:0", *baud])
+                   for b in lab.boards]
+        deadline = time.monotonic() + ready_deadline
+        for board, process in zip(lab.boards, started):
+            board.url = process.address = _wait_ready(process, BOARD_READY, deadline)[2]
+            say(f"{board.name}: board on {board.url}")
     lab.save()
 
     started = [_spawn(lab, "agent", f"agent-{b.name}",
@@ -428,20 +446,32 @@ def lab_status(lab: Lab, boards: list | None = None, coordinator_error: str = ""
 
     def board(b: LabBoard) -> dict:
         known = health.get(b.name)
+        vm_dir = Path(lab.dir) / f"vm-{b.name}" if lab.qemu else None
         return {
             "name": b.name, "url": b.url, "agent_address": b.agent,
+            "kind": "qemu" if lab.qemu else "process",
+            "vm_console": str(vm_dir / "console.log") if vm_dir else None,
+            "vm_state": _vm_state(vm_dir) if vm_dir else None,
             "health": _health_name(known.health) if known else "UNKNOWN",
             "health_detail": known.health_detail if known else "",
             "board": process(b.name), "agent": process(f"agent-{b.name}"),
         }
 
     return {
-        "dir": lab.dir, "baud": lab.baud, "created": lab.created,
+        "dir": lab.dir, "baud": lab.baud, "created": lab.created, "qemu": lab.qemu,
         "coordinator": {"address": lab.coordinator, **process("coordinator"),
                         "error": coordinator_error},
         "boards": [board(b) for b in lab.boards],
         "client_config": lab.client_config,
     }
+
+
+def _vm_state(vm_dir: Path) -> str:
+    """QMP's run state as the board's launcher last wrote it (running, paused, ...)."""
+    try:
+        return (vm_dir / "state").read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def _health_name(value: int) -> str:

@@ -426,8 +426,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"console log {vm.console_log} ({'kvm' if vm.kvm else 'tcg'})", flush=True)
             if not (args.no_wait or args.kernel or args.image):
                 print(f"{args.name} ready after {vm.wait_ready():.1f} s", flush=True)
+            # The QMP socket is ours alone: others (``migrate lab status``) read the
+            # machine's run state from a file beside the console log.
+            state = vm.log_dir / "state"
             while not stop.wait(0.5) and vm.alive():
-                pass
+                state.write_text(vm.status() + "\n")
+            state.write_text("exited\n")
     except errors.MigrateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
