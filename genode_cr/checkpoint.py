@@ -109,17 +109,10 @@ def _page_mismatch(checkpoint_id: str, digest: bytes) -> CheckpointCorrupt:
                              "does not match its digest")
 
 
-@dataclass
-class Checkpoint:
-    """A checkpoint with raw pages: ``pages`` maps each digest to its 4096 bytes."""
+class _ManifestView:
+    """What both shapes of a checkpoint tell from their manifest alone."""
 
     manifest: pb.Manifest
-    pages: dict[bytes, bytes] = field(default_factory=dict)
-    root_digest: bytes = b""
-
-    def __post_init__(self) -> None:
-        if not self.root_digest:
-            self.root_digest = self.compute_root_digest()
 
     @property
     def id(self) -> str:
@@ -136,6 +129,19 @@ class Checkpoint:
     @property
     def is_full(self) -> bool:
         return not self.manifest.parent_id
+
+
+@dataclass
+class Checkpoint(_ManifestView):
+    """A checkpoint with raw pages: ``pages`` maps each digest to its 4096 bytes."""
+
+    manifest: pb.Manifest
+    pages: dict[bytes, bytes] = field(default_factory=dict)
+    root_digest: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.root_digest:
+            self.root_digest = self.compute_root_digest()
 
     def compute_root_digest(self) -> bytes:
         return _root_digest(self.manifest, self.pages)
@@ -167,29 +173,13 @@ class Checkpoint:
 
 
 @dataclass
-class PackedCheckpoint:
+class PackedCheckpoint(_ManifestView):
     """A checkpoint as it travels: ``pages`` maps each digest to its ``Page`` message,
     compressed as the source board sent it. Nothing here recompresses a page."""
 
     manifest: pb.Manifest
     pages: dict[bytes, pb.Page] = field(default_factory=dict)
     root_digest: bytes = b""
-
-    @property
-    def id(self) -> str:
-        return self.manifest.id
-
-    @property
-    def parent_id(self) -> str:
-        return self.manifest.parent_id
-
-    @property
-    def component(self) -> str:
-        return self.manifest.component
-
-    @property
-    def is_full(self) -> bool:
-        return not self.manifest.parent_id
 
     @property
     def wire_bytes(self) -> int:
