@@ -15,6 +15,12 @@ Coordinator file::
     metrics_listen = "127.0.0.1:9700"   # optional, Prometheus
     retention = 5                       # stored checkpoints kept per component
 
+    [moves]                             # defaults for moves that leave them unset
+    max_downtime_ms = 300
+    on_overshoot = "abort"              # or "accept"
+    max_rounds = 8
+    link_grace_ms = 10000
+
     [[boards]]
     name = "boardA"
     agent = "127.0.0.1:7701"
@@ -27,7 +33,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import RequestError
+
+if TYPE_CHECKING:
+    from .coordinator.model import MoveOptions
 
 __all__ = [
     "BoardConfig",
@@ -62,6 +73,7 @@ class CoordinatorConfig:
     boards: list[BoardConfig] = field(default_factory=list)
     metrics_listen: str | None = None
     retention: int = DEFAULT_RETENTION
+    move_defaults: MoveOptions | None = None      # None: the built-in defaults
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,31 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"{path}: {error}") from None
 
 
+def _move_defaults(path: Path, section: object) -> MoveOptions:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [moves] must be a table")
+    # Imported here: the coordinator package imports this module for BoardConfig.
+    from .coordinator.model import MoveOptions
+
+    unknown = set(section) - {"max_downtime_ms", "on_overshoot", "max_rounds", "link_grace_ms"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown [moves] keys {sorted(unknown)}")
+    defaults = MoveOptions()
+    try:
+        options = MoveOptions(
+            max_downtime_ms=int(section.get("max_downtime_ms", defaults.max_downtime_ms)),
+            on_overshoot=str(section.get("on_overshoot", defaults.on_overshoot)),
+            max_rounds=int(section.get("max_rounds", defaults.max_rounds)),
+            link_grace_s=int(section.get("link_grace_ms", defaults.link_grace_s * 1000)) / 1000)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{path}: [moves]: {error}") from None
+    if options.on_overshoot not in ("abort", "accept"):
+        raise ConfigError(f"{path}: [moves] on_overshoot must be \"abort\" or \"accept\"")
+    if min(options.max_downtime_ms, options.max_rounds, options.link_grace_s) <= 0:
+        raise ConfigError(f"{path}: [moves] values must be positive")
+    return options
+
+
 def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
     path = Path(path)
     data = _read(path)
@@ -114,6 +151,7 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
         boards=boards,
         metrics_listen=section.get("metrics_listen"),
         retention=int(section.get("retention", DEFAULT_RETENTION)),
+        move_defaults=_move_defaults(path, data.get("moves", {})),
     )
 
 

@@ -7,7 +7,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from .. import errors
 from ..store import CheckpointMeta
 from ..v1 import resources_pb2 as rpb
-from . import policy
 from .model import Move, MoveOptions
 
 __all__ = ["checkpoint_to_pb", "move_to_pb", "options_from_pb", "PHASE_TO_PB"]
@@ -36,7 +35,6 @@ _CONVERGENCE_TO_PB = {
 MAX_DOWNTIME_LIMIT_MS = 3_600_000
 MAX_ROUNDS_LIMIT = 64
 MAX_LINK_GRACE_MS = 3_600_000
-DEFAULT_LINK_GRACE_MS = 10_000
 
 
 def _timestamp(seconds: float) -> Timestamp:
@@ -45,7 +43,8 @@ def _timestamp(seconds: float) -> Timestamp:
     return stamp
 
 
-def options_from_pb(message: rpb.MoveOptions) -> MoveOptions:
+def options_from_pb(message: rpb.MoveOptions, defaults: MoveOptions) -> MoveOptions:
+    """The caller's options; what it left unset comes from the coordinator's defaults."""
     if message.mode not in (rpb.MOVE_MODE_UNSPECIFIED, *_MODE_TO_PB.values()):
         raise errors.RequestError(f"unknown move mode {message.mode}")
     if message.on_overshoot not in (rpb.OVERSHOOT_POLICY_UNSPECIFIED, *_OVERSHOOT_TO_PB.values()):
@@ -58,11 +57,13 @@ def options_from_pb(message: rpb.MoveOptions) -> MoveOptions:
         raise errors.RequestError(f"link_grace_ms above {MAX_LINK_GRACE_MS}")
     return MoveOptions(
         mode="stop-copy" if message.mode == rpb.MOVE_MODE_STOP_COPY else "live",
-        max_downtime_ms=message.max_downtime_ms or policy.DEFAULT_MAX_DOWNTIME_MS,
-        on_overshoot="accept" if message.on_overshoot == rpb.OVERSHOOT_POLICY_ACCEPT
-        else "abort",
-        link_grace_s=(message.link_grace_ms or DEFAULT_LINK_GRACE_MS) / 1000,
-        max_rounds=message.max_rounds or policy.DEFAULT_MAX_ROUNDS,
+        max_downtime_ms=message.max_downtime_ms or defaults.max_downtime_ms,
+        on_overshoot=defaults.on_overshoot
+        if message.on_overshoot == rpb.OVERSHOOT_POLICY_UNSPECIFIED
+        else "accept" if message.on_overshoot == rpb.OVERSHOOT_POLICY_ACCEPT else "abort",
+        link_grace_s=message.link_grace_ms / 1000 if message.link_grace_ms
+        else defaults.link_grace_s,
+        max_rounds=message.max_rounds or defaults.max_rounds,
     )
 
 

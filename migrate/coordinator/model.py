@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .policy import DEFAULT_MAX_DOWNTIME_MS, DEFAULT_MAX_ROUNDS
+
 __all__ = ["Move", "MoveOptions", "Progress", "Round", "TERMINAL_PHASES", "PHASES"]
 
 PHASES = ("pending", "preflight", "pre_copy", "stop_and_copy", "commit", "confirm",
@@ -22,10 +24,10 @@ TERMINAL_PHASES = frozenset({"done", "failed", "rolled_back", "cancelled"})
 @dataclass
 class MoveOptions:
     mode: str = "live"                 # live | stop-copy
-    max_downtime_ms: int = 300
+    max_downtime_ms: int = DEFAULT_MAX_DOWNTIME_MS
     on_overshoot: str = "abort"        # abort | accept
     link_grace_s: float = 10.0
-    max_rounds: int = 8
+    max_rounds: int = DEFAULT_MAX_ROUNDS
 
 
 @dataclass

@@ -75,7 +75,7 @@ async def start(config: CoordinatorConfig, *, poll_interval: float | None = None
     fleet.on_change(board_changed)
     server = grpc.aio.server(options=rpc.SERVER_OPTIONS)
     coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(
-        CoordinatorServicer(service, engine), server)
+        CoordinatorServicer(service, engine, config.move_defaults), server)
     health = rpc.add_health_and_reflection(server, [SERVICE_NAME])
     host, _, _ = config.listen.rpartition(":")
     port = server.add_insecure_port(config.listen)

@@ -10,6 +10,7 @@ from ..rpc import map_errors
 from ..v1 import coordinator_pb2 as cpb
 from ..v1 import coordinator_pb2_grpc
 from . import convert
+from .model import MoveOptions
 from .moves import MoveEngine
 from .service import CoordinatorService
 
@@ -32,9 +33,14 @@ def _required(value: str, what: str) -> str:
 
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
-    def __init__(self, service: CoordinatorService, engine: MoveEngine):
+    def __init__(self, service: CoordinatorService, engine: MoveEngine,
+                 move_defaults: MoveOptions | None = None):
         self.service = service
         self.engine = engine
+        self.move_defaults = move_defaults or MoveOptions()
+
+    def _options(self, message) -> MoveOptions:
+        return convert.options_from_pb(message, self.move_defaults)
 
     # --- boards and components --------------------------------------------------------
 
@@ -73,7 +79,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         plan = await self.engine.plan(_required(request.component, "component"),
                                       request.source_board,
                                       _required(request.target_board, "target_board"),
-                                      convert.options_from_pb(request.options))
+                                      self._options(request.options))
         return cpb.PlanMoveResponse(plan=plan)
 
     @map_errors
@@ -81,7 +87,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
         move = await self.engine.create(_required(request.component, "component"),
                                         request.source_board,
                                         _required(request.target_board, "target_board"),
-                                        convert.options_from_pb(request.options))
+                                        self._options(request.options))
         return cpb.CreateMoveResponse(move=convert.move_to_pb(move))
 
     @map_errors

@@ -7,6 +7,7 @@ pass or fail; a test may kill or restart any of them.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -88,6 +89,10 @@ class Fleet:
     clients: list[CoordinatorClient] = field(default_factory=list)
     #: Boards whose agent the coordinator reaches through a FaultProxy (a network that drops).
     proxies: dict[str, FaultProxy] = field(default_factory=dict)
+    #: The coordinator's [moves] defaults. The budget is generous because a loaded CI
+    #: machine stretches every freeze; tests about the budget set their own.
+    move_defaults: dict[str, object] = field(
+        default_factory=lambda: {"max_downtime_ms": 5000})
 
     def spawn(self, role: str, argv: list[str], ready: str) -> Proc:
         log = self.directory / f"{role}.log"
@@ -138,7 +143,9 @@ class Fleet:
     def write_config(self) -> Path:
         path = self.directory / "coordinator.toml"
         lines = ["[coordinator]", 'listen = "127.0.0.1:0"',
-                 f'state_dir = "{self.directory / "state"}"', ""]
+                 f'state_dir = "{self.directory / "state"}"', "", "[moves]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in self.move_defaults.items()]
+        lines.append("")
         for name in self.agents:
             lines += ["[[boards]]", f'name = "{name}"',
                       f'agent = "{self.agent_address(name)}"', ""]

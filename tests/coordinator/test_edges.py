@@ -97,3 +97,19 @@ def test_metrics_count_moves_by_result(fleet):
     assert 'migrate_moves_total{result="done"} 1.0' in body
     assert "migrate_move_downtime_seconds_count 1.0" in body
     assert 'migrate_board_up{board="boardA"} 1.0' in body
+
+
+def test_the_coordinators_move_defaults_fill_what_a_caller_leaves_unset(fleet):
+    f = fleet()
+    f.coordinator.stop()
+    f.move_defaults = {"max_downtime_ms": 4321, "max_rounds": 3, "on_overshoot": "accept"}
+    f.start_coordinator()
+    client = f.client()
+    client.start_component("counter", "boardA")
+    move = client.create_move("counter", "boardB",
+                              options=rpb.MoveOptions(max_rounds=5, link_grace_ms=1500))
+    o = move.options
+    assert (o.max_downtime_ms, o.on_overshoot, o.max_rounds, o.link_grace_ms) == \
+        (4321, rpb.OVERSHOOT_POLICY_ACCEPT, 5, 1500)
+    for _ in client.watch_move(move.id):
+        pass

@@ -194,8 +194,8 @@ def test_cancel_during_pre_copy_leaves_it_running_on_the_source(fleet):
     assert end.phase == rpb.MOVE_PHASE_CANCELLED and end.cancel_requested
     assert where(client, "kvstore") == [("boardA", "running")]
     # Nothing is left staged on the target: a new move goes through.
-    assert finish(client, client.create_move("kvstore", "boardB").id).phase \
-        == rpb.MOVE_PHASE_DONE
+    again = finish(client, client.create_move("kvstore", "boardB").id)
+    assert again.phase == rpb.MOVE_PHASE_DONE, again.error
     assert where(client, "kvstore") == [("boardB", "running")]
 
 
