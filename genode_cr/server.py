@@ -12,6 +12,11 @@ opens a serial device path for a real or guest UART.
 When a peer's link ends, its restore sessions stay for ``orphan_timeout``
 seconds (on this server's clock) for the agent's next link to continue;
 stopping the server aborts them.
+
+No peer stops the server: whatever ends a link (the peer hangs up, goes
+silent, is refused at the handshake, breaks the link protocol) ends that link
+only, and the server waits for the next one with the components running. Only
+``stop_event`` ends ``serve``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import serial
 from google.protobuf.message import DecodeError
 
 from .emu import Board
-from .link import BlockingLink, LinkDead, LinkReset, PacedPort, PeerClosed, SocketPort
+from .link import BlockingLink, LinkError, LinkReset, PacedPort, PeerClosed, SocketPort
 from .service import DEFAULT_ORPHAN_TIMEOUT, BoardService
 from .v1 import board_pb2 as bpb
 
@@ -70,8 +75,13 @@ class BoardServer:
     # --- one connected peer ------------------------------------------------------------
 
     def serve_link(self, link: BlockingLink) -> None:
-        """Serves until the link dies or ``stop_event`` is set."""
-        streams: collections.deque[Iterator[bpb.Response]] = collections.deque()
+        """Serves until the link ends or ``stop_event`` is set.
+
+        Returns, never raises, when the link ends for whatever the peer did
+        (LinkDead, a refused handshake, a protocol violation): the caller
+        closes it and takes the next one.
+        """
+        streams: collections.deque[tuple[int, Iterator[bpb.Response]]] = collections.deque()
         outgoing: collections.deque[bpb.Response] = collections.deque()
         try:
             while not self.stop_event.is_set():
@@ -79,6 +89,8 @@ class BoardServer:
                 self._receive(link, streams, outgoing, timeout=0.001 if streams else 0.01)
                 outgoing.extend(self.service.poll_followers())
                 self._send(link, streams, outgoing)
+        except LinkError as error:
+            log.info("%s: link ended: %s", self.board.name, error)
         finally:
             self.service.reset(self._clock())
 
@@ -88,8 +100,10 @@ class BoardServer:
         except TimeoutError:
             return
         except LinkReset as reset:
-            gone = "closed the link" if isinstance(reset.event, PeerClosed) else "restarted"
-            log.info("%s: the agent %s; dropping its requests", self.board.name, gone)
+            event = reset.event
+            gone = "closed the link" if isinstance(event, PeerClosed) else "restarted"
+            why = f" ({event.reason})" if isinstance(event, PeerClosed) and event.reason else ""
+            log.info("%s: the agent %s%s; dropping its requests", self.board.name, gone, why)
             self.service.reset(self._clock())
             streams.clear()
             outgoing.clear()
@@ -105,25 +119,40 @@ class BoardServer:
         first = next(stream, None)
         if first is not None:
             outgoing.append(first)
-            streams.append(stream)
+            streams.append((request.id, stream))
 
-    @staticmethod
-    def _send(link: BlockingLink, streams, outgoing) -> None:
+    def _send(self, link: BlockingLink, streams, outgoing) -> None:
         while True:
             if not outgoing:
                 if not streams:
                     return
-                response = next(streams[0], None)
+                response = next(streams[0][1], None)
                 if response is None:
                     streams.popleft()
                     continue
                 streams.rotate(-1)
                 outgoing.append(response)
+            payload = outgoing[0].SerializeToString()
+            limit = link.link.peer_max_message
+            if limit is not None and len(payload) > limit:
+                # Sending it would fail the link; the request fails instead.
+                self._refuse_answer(streams, outgoing, len(payload), limit)
+                continue
             try:
-                link.send(outgoing[0].SerializeToString(), timeout=0)
+                link.send(payload, timeout=0)
             except TimeoutError:
                 return          # the line is full; the board runs on meanwhile
             outgoing.popleft()
+
+    def _refuse_answer(self, streams, outgoing, size: int, limit: int) -> None:
+        """Replaces outgoing[0], too large for the agent, with the error that ends its request."""
+        refused = self.service.answer_too_large(outgoing[0], size, limit)
+        rest = [r for r in list(outgoing)[1:] if r.id != refused.id]
+        outgoing.clear()
+        outgoing.extend([refused, *rest])
+        kept = [(i, s) for i, s in streams if i != refused.id]
+        streams.clear()
+        streams.extend(kept)
 
     # --- ports ---------------------------------------------------------------------------
 
@@ -153,8 +182,22 @@ class BoardServer:
                     connection, peer = listener.accept()
                 except (TimeoutError, socket.timeout):
                     continue
+                except OSError as error:
+                    # A peer that hung up before it was taken (ECONNABORTED), or
+                    # no descriptor left: not a reason to stop serving.
+                    log.warning("%s: could not take a connection: %s", self.board.name, error)
+                    self.stop_event.wait(0.01)
+                    continue
+                try:
+                    port = SocketPort(connection, timeout=0.01)
+                except OSError as error:      # reset before we could set it up
+                    log.info("%s: connection from %s:%s gone at once: %s",
+                             self.board.name, *peer, error)
+                    connection.close()
+                    continue
                 log.info("%s: agent connected from %s:%s", self.board.name, *peer)
-                self._serve_port(SocketPort(connection, timeout=0.01))
+                # Each connection is a new link with a new epoch (docs/link-protocol.md §11).
+                self._serve_port(port)
         finally:
             listener.close()
 
@@ -174,7 +217,5 @@ class BoardServer:
         link = BlockingLink(paced, **self.link_options)
         try:
             self.serve_link(link)
-        except LinkDead as error:
-            log.info("%s: link closed (%s)", self.board.name, error)
         finally:
             link.close()

@@ -30,6 +30,9 @@ from .v1 import board_pb2 as bpb
 __all__ = ["BoardService", "DEFAULT_ORPHAN_TIMEOUT", "PROTOCOL_VERSION"]
 
 LOG_BATCH = 200
+#: Text bytes per batch of log lines, so that a batch fits the smallest message
+#: an agent may accept (a line is at most 256 bytes as written, 768 as UTF-8).
+LOG_BATCH_BYTES = 16 << 10
 
 #: Seconds a restore session outlives the link of the agent that staged it.
 DEFAULT_ORPHAN_TIMEOUT = 60.0
@@ -102,6 +105,11 @@ class BoardService:
         handler: Callable[[bpb.Request], Iterator[bpb.Response]] | None = \
             getattr(self, f"_on_{kind}", None) if kind else None
         try:
+            if request.id == 0:
+                # Its answers could not be told from the id-0 answer to an
+                # undecodable request, so it is refused, not served.
+                raise errors.ProtocolError(f"request id 0 ({kind or 'no body'}): request ids "
+                                           f"are non-zero; not served")
             if handler is None:
                 raise errors.ProtocolError(f"unknown request type (field {kind or 'none'})")
             yield from handler(request)
@@ -114,11 +122,19 @@ class BoardService:
     def undecodable(self, detail: str) -> bpb.Response:
         return self._error(0, errors.ProtocolError.code, f"undecodable request: {detail}")
 
+    def answer_too_large(self, response: bpb.Response, size: int, limit: int) -> bpb.Response:
+        """The error that replaces ``response`` (``size`` bytes), larger than the agent's
+        link accepts (``limit``), and ends its request: a follow stops."""
+        self._followers.pop(response.id, None)
+        return self._error(response.id, errors.RequestError.code,
+                           f"the answer ({response.WhichOneof('body')}, {size} bytes) is over "
+                           f"the {limit} bytes the agent's link accepts per message")
+
     def poll_followers(self) -> list[bpb.Response]:
         """New log lines for every ``logs --follow`` still open."""
         out = []
         for request_id, (name, index) in list(self._followers.items()):
-            lines = self.board.log_entries(name)[index:index + LOG_BATCH]
+            lines = _batch(self.board.log_entries(name), index)
             if lines:
                 self._followers[request_id] = (name, index + len(lines))
                 out.append(self._log_lines(request_id, lines, index + len(lines), last=False))
@@ -228,10 +244,10 @@ class BoardService:
         r = request.logs
         self.board.cr.info(r.name)            # unknown components are an error
         lines = self.board.log_entries(r.name)
-        start = min(r.from_index, len(lines))
-        for i in range(start, len(lines), LOG_BATCH):
-            batch = lines[i:i + LOG_BATCH]
-            yield self._log_lines(request.id, batch, i + len(batch), last=False)
+        i = min(r.from_index, len(lines))
+        while batch := _batch(lines, i):
+            i += len(batch)
+            yield self._log_lines(request.id, batch, i, last=False)
         if r.follow:
             self._followers[request.id] = (r.name, len(lines))
         else:
@@ -339,3 +355,15 @@ class BoardService:
         if staging is not None:
             staging.restorer.abort()
         yield bpb.Response(id=request.id, last=True, ok=bpb.Empty())
+
+
+def _batch(lines: list, start: int) -> list:
+    """Lines from ``start`` for one LogLines: at most LOG_BATCH lines and about
+    LOG_BATCH_BYTES of text, never none while any are left."""
+    batch, size = [], 0
+    for entry in lines[start:start + LOG_BATCH]:
+        size += len(entry.text.encode())
+        if batch and size > LOG_BATCH_BYTES:
+            break
+        batch.append(entry)
+    return batch

@@ -6,10 +6,19 @@ out).  ``BlockingLink`` and ``AsyncLink`` drive it over any pyserial URL;
 misbehaving line.  The wire format is specified in docs/link-protocol.md.
 """
 
-from ._errors import LinkDead, LinkError, LinkReset, LocalLinkError, RemoteLinkError
+from ._errors import LinkDead, LinkError, LinkRefused, LinkReset, LocalLinkError, RemoteLinkError
 from ._events import NEED_DATA, Event, LinkEstablished, MessageReceived, PeerClosed, PeerRestarted
-from ._frame import FRAME_VERSION, Flag, Frame, FrameError, FrameKind, decode_frame, encode_frame
-from ._link import Link, LinkState, random_epoch
+from ._frame import (
+    FRAME_VERSION,
+    MIN_PAYLOAD_LIMIT,
+    Flag,
+    Frame,
+    FrameError,
+    FrameKind,
+    decode_frame,
+    encode_frame,
+)
+from ._link import MIN_MESSAGE_LIMIT, Link, LinkState, random_epoch
 from ._stats import LinkStats
 from .aio import AsyncLink
 from .blocking import BlockingLink
@@ -32,11 +41,14 @@ __all__ = [
     # errors
     "LinkError",
     "LocalLinkError",
+    "LinkRefused",
     "RemoteLinkError",
     "LinkReset",
     "LinkDead",
     # wire format
     "FRAME_VERSION",
+    "MIN_PAYLOAD_LIMIT",
+    "MIN_MESSAGE_LIMIT",
     "Frame",
     "FrameKind",
     "Flag",

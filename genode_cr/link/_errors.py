@@ -3,6 +3,7 @@
     GenodeCrError
      └─ LinkError           (abstract: never raised itself)
          ├─ LocalLinkError   this side asked for something the link cannot do
+         │   └─ LinkRefused  the peer refused our handshake (and said why)
          ├─ RemoteLinkError  the peer broke a rule it had agreed to
          ├─ LinkReset        the session ended under us: in-flight messages are gone
          └─ LinkDead         the peer stopped answering, or the port went away
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ._events import PeerClosed, PeerRestarted
 
 # Feeds genode_cr.link.__all__.
-__all__ = ["LinkError", "LocalLinkError", "RemoteLinkError", "LinkReset", "LinkDead"]
+__all__ = ["LinkError", "LocalLinkError", "LinkRefused", "RemoteLinkError", "LinkReset", "LinkDead"]
 
 
 class LinkError(GenodeCrError):
@@ -40,6 +41,15 @@ class LocalLinkError(LinkError):
     """The caller misused the link: a message over the limit, a send after close."""
 
     code = "link_local"
+
+
+class LinkRefused(LocalLinkError):
+    """The peer refused the handshake: the limits we announced are below its
+    minimums, say.  Its reason is in the message.  Terminal, like LinkDead; a
+    new link with the same settings would be refused again.
+    """
+
+    code = "link_refused"
 
 
 class RemoteLinkError(LinkError):

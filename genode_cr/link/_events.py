@@ -76,6 +76,9 @@ class PeerClosed:
 
     epoch: int
     lost_messages: int
+    #: Why, if the peer said so: it ended the link over a rule we broke (a message
+    #: over its limit, say).  Empty for an ordinary close.
+    reason: str = ""
 
 
 Event = Union[LinkEstablished, MessageReceived, PeerRestarted, PeerClosed]

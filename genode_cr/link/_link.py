@@ -20,6 +20,12 @@ Session rules, in one place (docs/link-protocol.md has the long form):
    does not name us, or that comes after traffic flowed, means the peer
    dropped the session: we drop it too (PeerRestarted with old == new epoch).
 5. DATA flows only while established.
+6. A peer whose SYNC announces limits below the protocol's minimums, or that
+   breaks a rule it agreed to, ends the link: we send one RESET carrying the
+   reason and fail.  A RESET with a reason that names us while we handshake is
+   such a refusal of us.
+7. A frame whose ack names frames we never sent is dropped whole: it proves
+   nothing about the session, so it is neither heard nor answered.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import struct
 from collections import deque
 
 from ._deframer import Deframer
-from ._errors import LinkDead, LinkError, LocalLinkError, RemoteLinkError
+from ._errors import LinkDead, LinkError, LinkRefused, LocalLinkError, RemoteLinkError
 from ._events import (
     NEED_DATA,
     Event,
@@ -55,10 +61,34 @@ from ._receiver import Receiver
 from ._sender import Sender
 from ._stats import LinkStats
 
-__all__ = ["Link", "LinkState", "SYNC_PAYLOAD", "random_epoch"]
+__all__ = ["Link", "LinkState", "MIN_MESSAGE_LIMIT", "MAX_REASON", "SYNC_PAYLOAD", "random_epoch"]
 
 #: SYNC payload: the largest DATA payload and the largest message we accept.
 SYNC_PAYLOAD = struct.Struct("<HI")
+
+#: The smallest max_message a side may announce.  Every answer a board gives
+#: but a checkpoint's manifest (a BoardInfo, one page of a checkpoint stream, a
+#: batch of log lines, an error) fits in it with room to spare, so an agent at
+#: the minimum can work with any board; a board could not even say hello to
+#: much less.  A board keeps a reassembly buffer of its own limit, at least this.
+MIN_MESSAGE_LIMIT = 64 << 10
+
+#: Longest reason a RESET carries; it is cut further to the receiver's max_payload,
+#: or the receiver would drop it as oversize.
+MAX_REASON = 200
+
+
+def _limits_problem(max_payload: int, max_message: int) -> str | None:
+    """Why a side announcing these limits cannot take part, or None if it can.
+
+    Terse, so that the reason fits the payload of a refused peer's RESET
+    (the minimum max_payload, or less: it is what the peer announced).
+    """
+    if max_payload < MIN_PAYLOAD_LIMIT:
+        return f"max_payload {max_payload} < min {MIN_PAYLOAD_LIMIT}"
+    if max_message < MIN_MESSAGE_LIMIT:
+        return f"max_message {max_message} < min {MIN_MESSAGE_LIMIT}"
+    return None
 
 
 def random_epoch() -> int:
@@ -122,8 +152,8 @@ class Link:
             )
         if not 1 <= window < 1 << 31:
             raise ValueError(f"window must be in 1 .. 2**31-1, not {window}")
-        if not 0 <= max_message < 1 << 32:
-            raise ValueError(f"max_message must fit 32 bits, not {max_message}")
+        if not MIN_MESSAGE_LIMIT <= max_message < 1 << 32:
+            raise ValueError(f"max_message must be in {MIN_MESSAGE_LIMIT} .. 2**32-1, not {max_message}")
         if rto <= 0 or dead_after <= rto:
             raise ValueError("need 0 < rto < dead_after")
         self.our_epoch = epoch
@@ -158,7 +188,8 @@ class Link:
         self._heard_at: float | None = None
         self._probe_at: float | None = None
         self._probe_pending = False
-        self._reset_pending = False
+        # A RESET to send: (the epoch it goes to, its reason as payload).
+        self._reset: tuple[int, bytes] | None = None
 
     # ---- what the user drives ------------------------------------------------------
 
@@ -220,8 +251,13 @@ class Link:
             self.stats.frames_received += 1
             try:
                 self._on_frame(frame, now)
+            except LinkRefused as exc:
+                self._fail(LinkState.ERROR, exc)  # the peer ended it; nothing to answer
+            except RemoteLinkError as exc:
+                # Tell the peer why, or it would only find a silent line.
+                self._end(exc, to=self.peer_epoch, room=self.peer_max_payload, reason=str(exc))
             except LinkError as exc:
-                self._fail(LinkState.ERROR, exc)
+                self._end(exc, to=self.peer_epoch)  # our own fault: a plain close
             if self._error is not None:
                 return
 
@@ -257,9 +293,10 @@ class Link:
         def room(payload: int) -> bool:
             return max_bytes is None or not out or len(out) + max_wire_size(payload) <= max_bytes
 
-        if self._reset_pending:
-            self._reset_pending = False
-            self._emit(out, FrameKind.RESET, Flag.NONE)
+        if self._reset is not None:
+            to, reason = self._reset
+            self._reset = None
+            self._emit(out, FrameKind.RESET, Flag.NONE, payload=reason, peer_epoch=to)
         if self.state not in (LinkState.HANDSHAKE, LinkState.OPEN):
             return
         if self._sync_pending:
@@ -345,7 +382,8 @@ class Link:
     def close(self) -> None:
         """End the session; the next data_to_send() carries a RESET telling the peer."""
         if self.state in (LinkState.HANDSHAKE, LinkState.OPEN):
-            self._reset_pending = self.peer_epoch != 0
+            if self.peer_epoch:
+                self._reset = (self.peer_epoch, b"")
             self.state = LinkState.CLOSED
 
     # ---- frames from the peer ------------------------------------------------------
@@ -355,20 +393,40 @@ class Link:
             self._on_sync(frame, now)
             return
         if (
+            frame.kind is FrameKind.RESET
+            and frame.payload
+            and self.state is LinkState.HANDSHAKE
+            and frame.peer_epoch == self.our_epoch
+            and frame.epoch not in (0, self.our_epoch)
+        ):
+            # A refusal of our SYNC.  It may come from an epoch we never learnt
+            # (a refusing side answers no SYNC), but it names ours, which only a
+            # side that heard us can know.
+            raise LinkRefused(f"board link refused by the peer: {_reason_text(frame.payload)}")
+        if (
             self.peer_epoch == 0
             or frame.epoch != self.peer_epoch
             or frame.peer_epoch != self.our_epoch
         ):
             self.stats.dropped_stale += 1
             return
-        self._heard(now)
         if frame.kind is FrameKind.RESET:
+            self._heard(now)
             if self.state is LinkState.OPEN:
                 lost = self._reset_session(now)
-                self._events.append(PeerClosed(epoch=self.peer_epoch, lost_messages=lost))
+                self._events.append(
+                    PeerClosed(epoch=self.peer_epoch, lost_messages=lost, reason=_reason_text(frame.payload))
+                )
             self.peer_epoch = 0
             self.peer_max_payload = self.peer_max_message = None
             return
+        if self._sender.acknowledges(frame.ack) is None:
+            # It acknowledges frames we never sent: not a frame of this session
+            # as we know it, whatever its epochs say.  Ignored as a whole, so it
+            # keeps nothing alive, establishes nothing and gets no answer.
+            self.stats.bad_acks += 1
+            return
+        self._heard(now)
         if self.state is LinkState.HANDSHAKE:
             self._establish(now)
         self._on_ack(frame, now)
@@ -391,10 +449,17 @@ class Link:
             self.stats.dropped_echo += 1
             return
         max_payload, max_message = SYNC_PAYLOAD.unpack_from(frame.payload)
-        if max_payload < MIN_PAYLOAD_LIMIT:
-            raise RemoteLinkError(
-                f"peer accepts payloads of only {max_payload} bytes; the protocol needs {MIN_PAYLOAD_LIMIT}"
+        problem = _limits_problem(max_payload, max_message)
+        if problem is not None:
+            # Refused during the handshake, with the reason in a RESET to the
+            # epoch of this SYNC (which we never answer), cut to fit what it accepts.
+            self._end(
+                RemoteLinkError(f"refused a peer announcing limits below the protocol's: {problem}"),
+                to=frame.epoch,
+                room=max_payload,
+                reason=problem,
             )
+            return
         self._heard(now)
         if frame.epoch != self.peer_epoch:
             if self.state is LinkState.OPEN:
@@ -426,10 +491,7 @@ class Link:
 
     def _on_ack(self, frame: Frame, now: float) -> None:
         sender = self._sender
-        advanced = sender.on_ack(frame.ack)
-        if advanced is None:
-            self.stats.bad_acks += 1
-            return
+        advanced = sender.on_ack(frame.ack)  # checked by _on_frame: never None here
         if advanced:
             self._progress_at = now
             self._rto_current = self.rto
@@ -487,7 +549,14 @@ class Link:
             self._heard(now)
 
     def _emit(
-        self, out: bytearray, kind: FrameKind, flags: Flag, *, seq: int | None = None, payload: bytes = b""
+        self,
+        out: bytearray,
+        kind: FrameKind,
+        flags: Flag,
+        *,
+        seq: int | None = None,
+        payload: bytes = b"",
+        peer_epoch: int | None = None,
     ) -> None:
         receiver = self._receiver
         if kind is FrameKind.SYNC:
@@ -506,7 +575,7 @@ class Link:
                 kind=kind,
                 flags=flags,
                 epoch=self.our_epoch,
-                peer_epoch=self.peer_epoch,
+                peer_epoch=self.peer_epoch if peer_epoch is None else peer_epoch,
                 seq=seq,
                 ack=ack,
                 payload=payload,
@@ -518,6 +587,14 @@ class Link:
     def _fail(self, state: LinkState, error: LinkError) -> None:
         self.state = state
         self._error = error
+
+    def _end(self, error: LinkError, *, to: int, room: int | None = None, reason: str = "") -> None:
+        """Fail for good, with one RESET to epoch ``to`` (if known) carrying ``reason``
+        cut to ``room`` bytes, the largest payload that side accepts."""
+        if to:
+            limit = MAX_REASON if room is None else max(0, min(MAX_REASON, room))
+            self._reset = (to, reason.encode("utf-8")[:limit])
+        self._fail(LinkState.ERROR, error)
 
     def _die(self, reason: str) -> None:
         self._fail(LinkState.DEAD, LinkDead(f"board link dead: {reason} ({self.stats.summary()})"))
@@ -531,3 +608,8 @@ class Link:
             f"<Link {self.state.value} epoch={self.our_epoch:#010x} peer={self.peer_epoch:#010x} "
             f"next_seq={self._sender.next_seq} expected={self._receiver.expected}>"
         )
+
+
+def _reason_text(payload: bytes) -> str:
+    # Cut to fit a frame, the text may end inside a character.
+    return payload.decode("utf-8", "replace")

@@ -113,6 +113,10 @@ class Pump:
 
     def try_send(self, payload: bytes, max_buffered: int) -> bool:
         with self.cond:
+            # The link's own error says more than the port's end that followed
+            # it (a board that refused us, then hung up).
+            if self.link.error is not None:
+                raise self.link.error
             if self.failure is not None:
                 raise self.failure
             if self._closing:
@@ -129,10 +133,10 @@ class Pump:
         with self.cond:
             if self.link.state is LinkState.OPEN:
                 return True
-            if self.failure is not None:
-                raise self.failure
             if self.link.error is not None:
                 raise self.link.error
+            if self.failure is not None:
+                raise self.failure
             if self.link.state is not LinkState.HANDSHAKE:
                 raise LocalLinkError("the link is closed")
             return None

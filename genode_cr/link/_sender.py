@@ -90,10 +90,16 @@ class Sender:
         self._cursor += 1
         return frame, False
 
-    def on_ack(self, ack: int) -> int | None:
-        """Drop what ``ack`` (the peer's next expected number) covers; None if it is bogus."""
+    def acknowledges(self, ack: int) -> int | None:
+        """How many frames ``ack`` (the peer's next expected number) releases; None if it
+        names frames never sent."""
         n = (ack - self.base) % SEQ_MOD
-        if n > len(self._unacked):
+        return n if n <= len(self._unacked) else None
+
+    def on_ack(self, ack: int) -> int | None:
+        """Drop what ``ack`` covers; None if it is bogus."""
+        n = self.acknowledges(ack)
+        if n is None:
             return None
         for _ in range(n):
             self.buffered -= len(self._unacked.popleft().payload)

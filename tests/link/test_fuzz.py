@@ -12,7 +12,7 @@ import struct
 
 import crc32c
 
-from genode_cr.link import NEED_DATA, Link, LinkError, LinkState
+from genode_cr.link import MIN_MESSAGE_LIMIT, NEED_DATA, Link, LinkError, LinkState
 from genode_cr.link._cobs import cobs_encode
 from genode_cr.link._frame import max_wire_size
 from genode_cr.link._link import SYNC_PAYLOAD
@@ -20,9 +20,9 @@ from genode_cr.link._link import SYNC_PAYLOAD
 from ._pair import SimPair
 
 SEED = 0x5EED
-OPTIONS = dict(max_payload=256, max_message=4096, max_pending=8192, window=8, rto=0.05, dead_after=2.0, keepalive=0.5)
+OPTIONS = dict(max_payload=256, max_message=MIN_MESSAGE_LIMIT, max_pending=8192, window=8, rto=0.05, dead_after=2.0, keepalive=0.5)
 # Partial block + partial message + undelivered messages, per Link.receive_buffered.
-BOUND = max_wire_size(256) + 4096 + 8192
+BOUND = max_wire_size(256) + MIN_MESSAGE_LIMIT + 8192
 
 
 def mutate(rng: random.Random, frame: bytes, corpus: list[bytes]) -> bytes:

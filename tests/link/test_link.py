@@ -14,6 +14,7 @@ from genode_cr.link import (
     LinkDead,
     LinkError,
     LinkEstablished,
+    LinkRefused,
     LinkState,
     LocalLinkError,
     MessageReceived,
@@ -22,6 +23,7 @@ from genode_cr.link import (
     RemoteLinkError,
     encode_frame,
 )
+from genode_cr.link import MIN_MESSAGE_LIMIT as MIN_MESSAGE
 from genode_cr.link._link import SYNC_PAYLOAD
 
 from ._pair import DEFAULTS, SimPair, parse
@@ -48,7 +50,16 @@ def open_pair(**options) -> SimPair:
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(epoch=0), dict(epoch=1 << 32), dict(max_payload=31), dict(max_payload=65536), dict(window=0), dict(rto=5, dead_after=5)],
+    [
+        dict(epoch=0),
+        dict(epoch=1 << 32),
+        dict(max_payload=31),
+        dict(max_payload=65536),
+        dict(max_message=MIN_MESSAGE - 1),
+        dict(max_message=1 << 32),
+        dict(window=0),
+        dict(rto=5, dead_after=5),
+    ],
 )
 def test_bad_configuration_is_refused(bad):
     with pytest.raises(ValueError):
@@ -58,20 +69,22 @@ def test_bad_configuration_is_refused(bad):
 def test_error_hierarchy():
     with pytest.raises(TypeError):
         LinkError("abstract")
-    for cls in (LocalLinkError, RemoteLinkError, LinkDead):
+    for cls in (LocalLinkError, LinkRefused, RemoteLinkError, LinkDead):
         assert issubclass(cls, LinkError) and issubclass(cls, GenodeCrError)
         assert cls("x").code.startswith("link_")
+    # Refused for what we announced: our side's fault, as the clients map it.
+    assert issubclass(LinkRefused, LocalLinkError)
 
 
 # ---- handshake ------------------------------------------------------------------------
 
 
 def test_handshake_reports_the_peer_and_its_limits():
-    pair = SimPair(a=Link(epoch=5, max_payload=100, max_message=5000, **DEFAULTS))
+    pair = SimPair(a=Link(epoch=5, max_payload=100, max_message=MIN_MESSAGE, **DEFAULTS))
     pair.settle()
     pair.drain()
     assert pair.events["a"] == [LinkEstablished(peer_epoch=pair.b.our_epoch, peer_max_payload=1024, peer_max_message=1 << 20)]
-    assert pair.events["b"] == [LinkEstablished(peer_epoch=5, peer_max_payload=100, peer_max_message=5000)]
+    assert pair.events["b"] == [LinkEstablished(peer_epoch=5, peer_max_payload=100, peer_max_message=MIN_MESSAGE)]
     # SYNC, SYNC answering it, ACK confirming: three frames, then silence.
     assert kinds(pair.sent["a"] + pair.sent["b"]).count(FrameKind.SYNC) == 2
 
@@ -155,31 +168,37 @@ def test_messages_sent_before_the_handshake_wait_for_it():
 
 
 def test_messages_over_the_peers_limit_are_refused_locally():
-    pair = open_pair(max_message=100)
-    pair.a.send_message(bytes(100))
+    pair = open_pair(max_message=MIN_MESSAGE)
+    pair.a.send_message(bytes(MIN_MESSAGE))
     with pytest.raises(LocalLinkError, match="limit"):
-        pair.a.send_message(bytes(101))
+        pair.a.send_message(bytes(MIN_MESSAGE + 1))
 
 
 def test_oversized_message_queued_before_the_handshake_fails_at_it():
-    pair = SimPair(b=Link(epoch=9, max_message=100, **DEFAULTS))
-    pair.a.send_message(bytes(101))
+    pair = SimPair(b=Link(epoch=9, max_message=MIN_MESSAGE, **DEFAULTS))
+    pair.a.send_message(bytes(MIN_MESSAGE + 1))
     pair.settle()
     with pytest.raises(LocalLinkError, match="before the handshake"):
         pair.a.next_event()
     assert pair.a.state is LinkState.ERROR
 
 
-def test_peer_that_exceeds_our_message_limit_is_a_remote_error():
-    pair = open_pair(max_message=2000)
+def test_peer_that_exceeds_our_message_limit_is_a_remote_error_and_is_told_why():
+    pair = open_pair(max_message=MIN_MESSAGE)
     a, b = pair.a, pair.b
-    for seq in range(3):  # 3 KiB in fragments without END
+    for seq in range(MIN_MESSAGE // 1024 + 1):  # one fragment over the limit, without END
         frame = Frame(kind=FrameKind.DATA, epoch=a.our_epoch, peer_epoch=b.our_epoch, seq=seq, payload=bytes(1024))
         b.receive_data(encode_frame(frame), pair.now)
-    with pytest.raises(RemoteLinkError, match="limit of 2000"):
+    with pytest.raises(RemoteLinkError, match=f"limit of {MIN_MESSAGE}"):
         b.next_event()
     with pytest.raises(RemoteLinkError):
         b.send_message(b"x")
+    # One RESET tells a why; a's session ends with that reason, a itself lives on.
+    pair.settle()
+    assert kinds(pair.sent["b"][-1:]) == [FrameKind.RESET]
+    closed = a.next_event()
+    assert isinstance(closed, PeerClosed) and f"limit of {MIN_MESSAGE}" in closed.reason
+    assert a.state is LinkState.HANDSHAKE and a.error is None
 
 
 def test_peer_announcing_a_tiny_payload_limit_is_a_remote_error():
