@@ -4,7 +4,6 @@ import os
 import socket
 import struct
 import threading
-import time
 
 import pytest
 
@@ -101,11 +100,22 @@ def test_garbage_from_a_stray_tcp_client_is_survived():
 def test_board_restarting_mid_transfer(memory_boards):
     a = memory_boards(baud=115200)
     with a.connect(timeout=20) as client:
-        client.start("kvstore")
-        time.sleep(1.5)
-        threading.Timer(0.4, lambda: (a.shutdown(), a.boot())).start()
+        # 256 KiB of incompressible pages: about 25 s of line, so the restart as the
+        # stream starts comes long before its end.
+        client.start("kvstore", config="table_kib=256; fill=random")
+        wait_for(lambda: any(line.text.startswith("kvstore filled")
+                                for line in client.logs("kvstore")), timeout=30)
+        restarted = threading.Event()
+
+        def restart_as_the_stream_starts(done: int, total: int) -> None:
+            if not restarted.is_set():
+                restarted.set()
+                a.shutdown()
+                a.boot()
+
         with pytest.raises(errors.BoardUnreachable, match="restarted|closed"):
-            client.checkpoint("kvstore", freeze=True)
+            client.checkpoint("kvstore", freeze=True, progress=restart_as_the_stream_starts)
+        assert restarted.is_set()
         info = client.hello()                 # the line carries on, to the new board
         assert info.name == "boardA"
         assert client.components() == []
