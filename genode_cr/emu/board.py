@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 from .. import errors
 from .cr import CrComponent
 from .cpu import Thread
-from .kernel import Kernel
+from .kernel import QUANTUM_INSTRUCTIONS, Kernel
 from .memory import Dataspace
 from .services import RomModule, rom_dataspace
 
@@ -44,14 +44,16 @@ class Board:
 
     def __init__(self, name: str, *, rom_dir: str | Path | None = None,
                  roms: Mapping[str, bytes] | None = None, ram: int = 256 << 20, caps: int = 4096,
-                 tracking_unit_pages: int = DEFAULT_TRACKING_UNIT_PAGES, arch: str = ARCH, kernel: str = KERNEL):
+                 tracking_unit_pages: int = DEFAULT_TRACKING_UNIT_PAGES, arch: str = ARCH, kernel: str = KERNEL,
+                 quantum: int = QUANTUM_INSTRUCTIONS):
         self.name = name
         self.arch = arch
         self.kernel_name = kernel
         self.ram = ram
         self.caps = caps
+        # quantum: instructions per time slice (board.kernel.quantum may change it later).
         self.kernel = Kernel(name, tracking_unit_pages=tracking_unit_pages,
-                             fault_sink=self._log_fault)
+                             fault_sink=self._log_fault, quantum=quantum)
         self.roms: dict[str, RomModule] = {}
         if roms is None:
             directory = Path(rom_dir) if rom_dir is not None else default_rom_dir()

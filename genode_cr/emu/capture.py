@@ -2,8 +2,13 @@
 kernel state it could not (IRQ attachments, pending signals, timer phase,
 RPC gates), read from the CR component's records and the child's memory.
 
-Capabilities are keyed by badge; the slot (kcap) of each comes from the
-child's own capability map, as rtcr reads it.
+Capabilities are keyed by badge. Their slots come from the kernel's
+capability space of the child, not from the child's own capability map: the
+map lags behind the kernel while a received capability is not yet recorded,
+and forgets a receive slot that the kernel still fills (base-foc's receive
+path releases it when the capability was already known). Every occupied
+slot is recorded (``Manifest.cap_space``); an object's ``ObjectRef.kcap`` is
+the lowest slot that holds it.
 
 An incremental checkpoint lists a RAM dataspace that its parent also lists,
 with as many pages, as the entries that changed since (a delta list), unless
@@ -52,7 +57,11 @@ class _Capture:
         self.board = board
         self.child = child
         self.incremental = incremental
-        self.kcaps = {badge: abi.kcap(i) for i, (badge, _) in read_cap_map(child).items()}
+        self.slots = child.pd.cap_space.items()         # in slot order
+        self.kcaps: dict[int, int] = {}
+        for kcap, obj in self.slots:
+            self.kcaps.setdefault(obj.badge, kcap)
+        self.described: set[int] = set()               # badges the manifest has an entry for
         self.pages: dict[bytes, bytes] = {}
         # This capture's page lists; they become the history only once it succeeds,
         # since the next incremental's delta lists are relative to them.
@@ -61,6 +70,7 @@ class _Capture:
     def ref(self, obj: KernelObject | None) -> pb.ObjectRef:
         if obj is None:
             return pb.ObjectRef()
+        self.described.add(obj.badge)
         return pb.ObjectRef(badge=obj.badge, kcap=self.kcaps.get(obj.badge, 0))
 
     def session_info(self, id: int, service: str, args: str, obj: KernelObject) -> pb.SessionInfo:
@@ -128,7 +138,7 @@ class _Capture:
             blocking = pb.BLOCKING_EXITED
         return pb.Thread(
             ref=self.ref(thread), name=thread.name,
-            main=self.kcaps.get(thread.badge) == abi.kcap(abi.CAP_MAIN_THREAD_INDEX),
+            main=self.child.pd.cap_space.lookup(abi.kcap(abi.CAP_MAIN_THREAD_INDEX)) is thread,
             started=thread.started, paused=thread.paused and not self.child.paused,
             state=pb.CpuState(r=state.r, sp=state.sp, lr=state.lr, ip=state.ip, cpsr=state.cpsr,
                               cpu_exception=state.cpu_exception),
@@ -182,12 +192,13 @@ class _Capture:
                 m.rm_sessions.add(session=info,
                                   region_maps=[self.region_map(r) for r in s.region_maps])
             elif isinstance(s, RomSession):
-                m.rom_sessions.add(session=info, module=s.module.name,
+                m.rom_sessions.add(session=info, module=s.module.name, digest=s.module.digest,
                                    dataspace=self.ref(s.dataspace()[0]))
         binary = child.binary_rom
         m.rom_sessions.add(session=pb.SessionInfo(id=BINARY_ROM_SESSION_ID, service="ROM",
                                                   args=f'label="{child.rom.name}"'),
-                           module=child.rom.name, dataspace=self.ref(binary))
+                           module=child.rom.name, digest=child.rom.digest,
+                           dataspace=self.ref(binary))
         attached = {a.dataspace.badge: a.dataspace for r in pd.region_maps()
                     for a in r.attachments.values()}
         roms = {b: ds for b, ds in attached.items() if ds.ds_kind is DataspaceKind.ROM}
@@ -197,8 +208,19 @@ class _Capture:
             if isinstance(record.session, RomSession):
                 ds = record.session.dataspace()[0]
                 roms.setdefault(ds.badge, ds)
+        for _kcap, obj in self.slots:
+            if isinstance(obj, Dataspace) and obj.ds_kind is DataspaceKind.ROM:
+                roms.setdefault(obj.badge, obj)
         m.dataspaces.extend(self.dataspace(ds) for ds in [*pd.dataspaces, *roms.values()])
         m.config = child.config.data
+        m.cap_space.extend(pb.CapSlot(kcap=kcap, badge=obj.badge) for kcap, obj in self.slots)
+        undescribed = sorted({obj.kind for _kcap, obj in self.slots
+                              if obj.badge not in self.described})
+        if undescribed:
+            # A board that lets a child hold what a checkpoint cannot express
+            # must not pretend that the checkpoint is whole.
+            raise RequestError(f"{child.name} holds capabilities a checkpoint cannot describe "
+                               f"({', '.join(undescribed)})")
         return m
 
 
@@ -208,6 +230,15 @@ def capture(board: Board, child: Child, since: str | None, freeze: bool) -> Chec
     if since and since != child.history.last_id:
         raise RequestError(f"{child.name}: an incremental checkpoint must follow the last one "
                            f"({child.history.last_id or 'none taken'}), not {since}")
+    # No checkpoint may hold a badge the kernel delivered and the child has not
+    # yet put in its capability map: a restore could not translate it.
+    unsettled = board.kernel.settle(child.threads)
+    if unsettled:
+        names = ", ".join(repr(t.name) for t in unsettled)
+        raise RequestError(
+            f"{child.name}: thread {names} holds a badge the kernel handed over and did not "
+            f"reach the kernel again within {board.kernel.settle_budget} instructions; no "
+            "checkpoint taken (the component ran on; try again)")
     if freeze:
         child.pause()
     history = child.history

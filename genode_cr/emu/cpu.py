@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["Blocking", "CpuSession", "CpuState", "Thread", "ThreadState", "USER_MODE_CPSR"]
 
 USER_MODE_CPSR = 0x10
+THUMB = 1 << 5          # cpsr.T: the thread executes Thumb code
 PC, CPSR = 15, 16
 
 
@@ -78,6 +79,9 @@ class Thread(RpcObject):
         self.reply_to: Thread | None = None        # the caller we owe a reply
         self.callers: list[Thread] = []            # clients queued on our gates
         self.call_gate: KernelObject | None = None # the gate a client called
+        # A system call handed this thread a badge (r1 label, r4 received
+        # capability) and the thread has not entered the kernel since.
+        self.in_handoff = False
         pd.threads.append(self)
         kernel.threads.append(self)
 
@@ -95,7 +99,10 @@ class Thread(RpcObject):
     def start(self, ip: int, sp: int, arg0: int = 0) -> None:
         if self.started:
             raise ComponentError(abi.E_DENIED, f"thread {self.name!r} already started")
-        self.regs[PC], self.regs[13], self.regs[0] = ip, sp, arg0
+        # An odd ip is a Thumb entry point, as for ARM's interworking branches.
+        if ip & 1:
+            self.regs[CPSR] |= THUMB
+        self.regs[PC], self.regs[13], self.regs[0] = ip & ~1, sp, arg0
         self.state = ThreadState.READY
 
     @rpc(abi.THREAD_PAUSE)

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Iterable
 from ..checkpoint import Checkpoint
 from ..errors import InsufficientQuota, NameInUse, RequestError, RomMissing, UnknownComponent
 from ..model import ComponentInfo
-from . import abi
 from .capability import ComponentError
 from .capture import capture
-from .child import Child, ChildState
-from .elf import InvalidElf, load_elf
+from .child import MAX_CONFIG_SIZE, Child, ChildState
+from .elf import InvalidElf
 from .restore import RestoreReport, Restorer, restore_chain
 
 if TYPE_CHECKING:
@@ -27,8 +26,6 @@ __all__ = ["ComponentInfo", "CrComponent", "DEFAULT_CAP_QUOTA", "DEFAULT_RAM_QUO
 
 DEFAULT_RAM_QUOTA = 16 << 20
 DEFAULT_CAP_QUOTA = 300
-#: A config is a handful of settings; anything near this is a mistake.
-MAX_CONFIG_SIZE = 64 << 10
 
 
 class CrComponent:
@@ -61,18 +58,10 @@ class CrComponent:
         if ram_quota > self.board.free_ram or cap_quota > self.board.free_caps:
             raise InsufficientQuota(f"board {self.board.name} cannot give {name} {ram_quota} "
                                     f"bytes and {cap_quota} caps")
-        child = Child(self.board, name, module, ram_quota, cap_quota, config)
         try:
-            pd = child.pd
-            image = load_elf(pd, module.data, child.binary_rom, child.parent.badge)
-            child.parent_cap_addr = image.parent_cap_addr
-            main = child.cpu.create_thread(pd, name)
-            pd.cap_space.install(abi.kcap(abi.CAP_MAIN_THREAD_INDEX), main)
-            stack = pd.alloc_ram(abi.STACK_SIZE)
-            pd.stack_area().attach(stack, 0, writable=True)
-            main.start(image.entry, abi.STACK_AREA_BASE + abi.STACK_SIZE, main.badge)
+            child = Child(self.board, name, module, ram_quota, cap_quota, config,
+                          elf=self.board.rom_dataspace(rom))
         except (ComponentError, InvalidElf) as error:
-            child.destroy()
             raise RequestError(f"cannot start {name} from ROM {rom!r}: {error}") from error
         self.board.logs.pop(name, None)
         self.children[name] = child

@@ -32,9 +32,10 @@ class ElfImage:
     parent_cap_addr: int
 
 
-def load_elf(pd: ProtectionDomain, image: bytes, rom_ds: Dataspace, parent_badge: int) -> ElfImage:
+def load_elf(pd: ProtectionDomain, rom_ds: Dataspace, parent_badge: int) -> ElfImage:
+    """Loads the image in ``rom_ds`` (a ROM dataspace, page-padded) into ``pd``."""
     try:
-        elf = ELFFile(io.BytesIO(image))
+        elf = ELFFile(io.BytesIO(rom_ds.read(0, rom_ds.size)))
         if elf.get_machine_arch() != "ARM" or elf.elfclass != 32:
             raise InvalidElf(f"not an ARM32 image ({elf.get_machine_arch()}, {elf.elfclass}-bit)")
         segments = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]

@@ -2,15 +2,26 @@
 
 Board time is simulated: it advances only inside ``run``, by the CPU time
 threads consume and, when every thread is blocked, straight to the next timer
-deadline. A time slice that runs out costs its instructions at a fixed rate;
-one that ends in a system call is charged a fixed small cost (Unicorn does
-not tell how many instructions ran). That makes runs reproducible and fast
-while keeping the order of events the board would have.
+deadline. A time slice is at most ``quantum`` instructions; one that runs out
+costs its instructions at a fixed rate, one that ends in a system call is
+charged a fixed small cost (Unicorn does not tell how many instructions ran).
+That makes runs reproducible and fast while keeping the order of events the
+board would have.
 
 Blocking system calls are restartable as on Fiasco.OC: a thread that blocks
 has its ip rewound to the ``svc``; waking it completes the call (results in
 registers, ip past the ``svc``). A thread checkpointed while blocked
 therefore simply issues the call again after a restore.
+
+Threads run in the instruction set their cpsr names: libgcc's division
+helpers are Thumb-2 even in our ARM ROMs, and a thread preempted there must
+resume as Thumb code.
+
+A system call that returns a badge (the label of an RPC call in r1, the badge
+of a received capability in r4) puts the thread "in hand-off" until its next
+kernel entry: until then the badge lives only in its registers, where no
+restore can translate it. ``settle`` runs such threads to that entry before a
+capture (see docs/board.md, "Badges in hand-off").
 """
 
 from __future__ import annotations
@@ -31,29 +42,74 @@ if TYPE_CHECKING:
     from .pd import ProtectionDomain
     from .services import TimerSession
 
-__all__ = ["Kernel", "NS_PER_INSTRUCTION", "QUANTUM_INSTRUCTIONS"]
+__all__ = ["Kernel", "NS_PER_INSTRUCTION", "QUANTUM_INSTRUCTIONS", "SETTLE_BUDGET",
+           "SETTLE_ROUNDS"]
 
 QUANTUM_INSTRUCTIONS = 100_000
-NS_PER_INSTRUCTION = 10          # a 100 MIPS core
-QUANTUM_US = QUANTUM_INSTRUCTIONS * NS_PER_INSTRUCTION // 1000
+NS_PER_INSTRUCTION = 10          # a 100 MIPS core: the default slice is 1 ms
 SYSCALL_US = 2
+#: Instructions a thread in hand-off may run, per attempt, to reach the kernel.
+SETTLE_BUDGET = 100_000
+#: Attempts per capture: a thread that waits for a lock another thread holds
+#: needs the holder to run first, then one more attempt.
+SETTLE_ROUNDS = 8
 STOP_ADDRESS = 0xFFFFFFF0        # never executed: slices end by count or by us
 EXCP_SWI = 2
-PC = 15
+PC, CPSR = 15, 16
+THUMB = 1 << 5                   # cpsr.T
 R = [getattr(arm, f"UC_ARM_REG_R{i}") for i in range(8)]
+
+
+def _svc_size(regs: list[int]) -> int:
+    """Bytes of the svc a thread in this state executes (ARM 4, Thumb 2)."""
+    return 2 if regs[CPSR] & THUMB else 4
 
 
 class Kernel:
     def __init__(self, name: str, *, tracking_unit_pages: int,
-                 fault_sink: Callable[[Thread, str], None] | None = None):
+                 fault_sink: Callable[[Thread, str], None] | None = None,
+                 quantum: int = QUANTUM_INSTRUCTIONS, settle_budget: int = SETTLE_BUDGET):
         self.badges = BadgeAllocator(seed=f"board:{name}")
         self.tracking_unit_pages = tracking_unit_pages
         self.now_us = 0
+        self._ns = 0                 # board time below one microsecond, carried
+        self.quantum = quantum
+        self.settle_budget = settle_budget
         self.threads: list[Thread] = []
         self.timers: list[TimerSession] = []
         self.current: Thread | None = None
         self._fault_sink = fault_sink or (lambda thread, message: None)
         self._rewind = False
+        self._settling = False
+        self._settled_at: int | None = None   # the system call a settling run stopped at
+
+    @property
+    def quantum(self) -> int:
+        """Instructions per time slice; may be changed between runs."""
+        return self._quantum
+
+    @quantum.setter
+    def quantum(self, instructions: int) -> None:
+        if not isinstance(instructions, int) or instructions < 1:
+            raise ValueError(f"a time slice needs at least one instruction, not {instructions!r}")
+        self._quantum = instructions
+
+    @property
+    def settle_budget(self) -> int:
+        return self._settle_budget
+
+    @settle_budget.setter
+    def settle_budget(self, instructions: int) -> None:
+        if not isinstance(instructions, int) or instructions < 1:
+            raise ValueError(f"a settle budget needs at least one instruction, not "
+                             f"{instructions!r}")
+        self._settle_budget = instructions
+
+    def _charge(self, instructions: int) -> None:
+        # Kept in nanoseconds so that slices shorter than a microsecond add up.
+        self._ns += instructions * NS_PER_INSTRUCTION
+        self.now_us += self._ns // 1000
+        self._ns %= 1000
 
     # --- time and scheduling ------------------------------------------------
 
@@ -76,25 +132,34 @@ class Kernel:
                     self._run_slice(thread)
 
     def _run_slice(self, thread: Thread) -> None:
+        if not self._execute(thread, self.quantum):
+            return
+        if thread.state is ThreadState.READY and not self._rewind and not thread.paused:
+            self._charge(self.quantum)
+            return
+        if self._rewind:
+            thread.regs[PC] -= _svc_size(thread.regs)
+        self.now_us += SYSCALL_US
+
+    def _execute(self, thread: Thread, count: int) -> bool:
+        """Runs ``thread`` for at most ``count`` instructions; False if it faulted."""
         pd = thread.pd
         self.current, self._rewind = thread, False
         pd.load_registers(thread.regs)
+        # Unicorn takes the instruction set from bit 0 of the start address,
+        # not from the cpsr just loaded.
+        start = thread.regs[PC] | (1 if thread.regs[CPSR] & THUMB else 0)
         try:
-            pd.uc.emu_start(thread.regs[PC], STOP_ADDRESS, count=QUANTUM_INSTRUCTIONS)
+            pd.uc.emu_start(start, STOP_ADDRESS, count=count)
         except UcError as error:
             thread.regs = pd.save_registers()
             self._fault(thread, error)
             self.now_us += SYSCALL_US
-            return
+            return False
         finally:
             self.current = None
         thread.regs = pd.save_registers()
-        if thread.state is ThreadState.READY and not self._rewind and not thread.paused:
-            self.now_us += QUANTUM_US
-            return
-        if self._rewind:
-            thread.regs[PC] -= 4
-        self.now_us += SYSCALL_US
+        return True
 
     def _fault(self, thread: Thread, error: UcError) -> None:
         kind = CpuException.PREFETCH_ABORT if "FETCH" in str(error) else CpuException.DATA_ABORT
@@ -102,6 +167,7 @@ class Kernel:
             kind = CpuException.UNDEFINED_INSTRUCTION
         thread.cpu_exception = int(kind)
         thread.state = ThreadState.FAULTED
+        thread.in_handoff = False
         self._fault_sink(thread, f"thread {thread.name!r} faulted at ip={thread.regs[PC]:#x}: "
                                  f"{kind.name.lower()} ({error})")
 
@@ -141,22 +207,97 @@ class Kernel:
         if thread.state is not ThreadState.BLOCKED:
             return
         thread.regs[: len(results)] = results
-        thread.regs[PC] += 4
+        thread.regs[PC] += _svc_size(thread.regs)
         thread.state = ThreadState.READY
         thread.blocking = Blocking.NONE
         thread.blocked_on = None
         thread.call_gate = None
+
+    # --- badges in hand-off ------------------------------------------------------
+
+    def settle(self, threads: list[Thread]) -> list[Thread]:
+        """Brings every thread of ``threads`` that is in hand-off to its next
+        kernel entry, paused or not, and stops it there without executing
+        that system call: its pc is back at the ``svc``, exactly as if the
+        time slice had ended just before it. So the delivered badge has gone
+        where the component keeps it (its capability map) and a capture
+        holds no badge only a register knows.
+
+        A thread in hand-off that yields is waiting for a lock another thread
+        of its component holds (the runtime's capability-map lock); those
+        others are then run to their next kernel entry too, and the waiter
+        gets another attempt. Each run may take ``settle_budget``
+        instructions, charged to board time like any slice. Returns the
+        threads still in hand-off after ``SETTLE_ROUNDS`` attempts (empty if
+        all settled); those have moved on, but nothing was lost.
+        """
+        for _ in range(SETTLE_ROUNDS):
+            waiting = [t for t in threads if t.in_handoff and t.state is ThreadState.READY]
+            if not waiting:
+                return []
+            for thread in waiting:
+                if self._settle_run(thread) != abi.SYS_YIELD:
+                    continue
+                for other in threads:
+                    if (other is not thread and not other.in_handoff
+                            and other.state is ThreadState.READY
+                            and not self._at_kernel_entry(other)):
+                        self._settle_run(other)
+        return [t for t in threads if t.in_handoff and t.state is ThreadState.READY]
+
+    def _settle_run(self, thread: Thread) -> int | None:
+        """One settling run; the system call it stopped at, or None."""
+        self._settling, self._settled_at = True, None
+        try:
+            executed = self._execute(thread, self.settle_budget)
+        finally:
+            self._settling = False
+        if not executed or thread.state is ThreadState.FAULTED:
+            return None                     # nothing is in hand-off any more
+        if self._settled_at is None:
+            self._charge(self.settle_budget)
+            return None
+        if self._rewind:
+            thread.regs[PC] -= _svc_size(thread.regs)
+        self.now_us += SYSCALL_US
+        return self._settled_at
+
+    def _stop_at_entry(self, uc: Uc, thread: Thread) -> None:
+        number = self._settled_at = uc.reg_read(arm.UC_ARM_REG_R7)
+        uc.emu_stop()
+        if number == abi.SYS_YIELD and thread.in_handoff:
+            return    # a yield has no effect but to give way: it counts as done
+        thread.in_handoff = False
+        self._rewind = True
+
+    @staticmethod
+    def _at_kernel_entry(thread: Thread) -> bool:
+        """Is the next instruction the thread executes an ``svc``?"""
+        size = _svc_size(thread.regs)
+        try:
+            code = int.from_bytes(thread.pd.read(thread.regs[PC], size), "little")
+        except ComponentError:
+            return False
+        if size == 2:
+            return code >> 8 == 0xDF
+        return (code >> 24) & 0xF == 0xF and code >> 28 != 0xF
 
     # --- system calls --------------------------------------------------------
 
     def on_exception(self, uc: Uc, intno: int, pd: ProtectionDomain) -> None:
         thread = self.current
         assert thread is not None and thread.pd is pd
+        if intno == EXCP_SWI and self._settling:
+            self._stop_at_entry(uc, thread)
+            return
+        thread.in_handoff = False            # the thread is back in the kernel
         if intno != EXCP_SWI:
             thread.cpu_exception = int(CpuException.UNDEFINED_INSTRUCTION)
             thread.state = ThreadState.FAULTED
+            pc = uc.reg_read(arm.UC_ARM_REG_PC) - (
+                2 if uc.reg_read(arm.UC_ARM_REG_CPSR) & THUMB else 4)
             self._fault_sink(thread, f"thread {thread.name!r}: cpu exception {intno} at "
-                                     f"ip={uc.reg_read(arm.UC_ARM_REG_PC) - 4:#x}")
+                                     f"ip={pc:#x}")
             uc.emu_stop()
             return
         number = uc.reg_read(arm.UC_ARM_REG_R7)
@@ -185,6 +326,7 @@ class Kernel:
             try:
                 pd.cap_space.install(regs[6], reply.cap)
                 badge = reply.cap.badge
+                thread.in_handoff = True
             except ComponentError as error:
                 reply.err = error.code
         uc.reg_write_batch([(R[0], reply.err), (R[1], words[0]), (R[2], words[1]),
@@ -210,6 +352,7 @@ class Kernel:
         assert gate is not None
         server.reply_to = client
         self.wake(server, [abi.E_OK, gate.badge, args[0], args[1], args[2], args[3]])
+        server.in_handoff = True
 
     def _sys_reply_wait(self, uc: Uc, server: Thread) -> None:
         has_reply, reply_err, word0, word1 = uc.reg_read_batch(R[:4])
@@ -227,6 +370,7 @@ class Kernel:
                 server.reply_to = caller
                 args = caller.regs[1:6]
                 uc.reg_write_batch(list(zip(R[:6], [abi.E_OK, gate.badge, *args[:4]])))
+                server.in_handoff = True
                 return
         self._block(uc, server, Blocking.REPLY_WAIT, server)
 

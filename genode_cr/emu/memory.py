@@ -60,6 +60,9 @@ class Dataspace(RpcObject):
         return ctypes.string_at(self.address + offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
+        if self.ds_kind is DataspaceKind.ROM:
+            # One ROM dataspace per module serves every child of the board.
+            raise ComponentError(abi.E_DENIED, "ROM dataspaces are read-only")
         self._check(offset, len(data))
         ctypes.memmove(self.address + offset, data, len(data))
 

@@ -68,6 +68,10 @@ class Mapping:
         return bool(self.units)
 
 
+def _writable_ram(m: Mapping) -> bool:
+    return m.attachment.writable and m.attachment.dataspace.ds_kind is DataspaceKind.RAM
+
+
 class ProtectionDomain(RpcObject):
     kind = "pd"
 
@@ -93,11 +97,20 @@ class ProtectionDomain(RpcObject):
         self.uc.hook_add(UC_HOOK_INTR, kernel.on_exception, self)
         self.uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._on_write_protected)
 
-        self._address_space = self.create(RegionMap, self, 1 << 32, base=0, name="address space")
-        self._stack_area = self.create(RegionMap, self, abi.STACK_AREA_SIZE, name="stack area")
-        self._linker_area = self.create(RegionMap, self, abi.LINKER_AREA_SIZE, name="linker area")
-        self._address_space.attach(self._stack_area.managed, abi.STACK_AREA_BASE, writable=True)
-        self._address_space.attach(self._linker_area.managed, abi.LINKER_AREA_BASE, writable=True)
+        try:
+            self._address_space = self.create(RegionMap, self, 1 << 32, base=0,
+                                              name="address space")
+            self._stack_area = self.create(RegionMap, self, abi.STACK_AREA_SIZE,
+                                           name="stack area")
+            self._linker_area = self.create(RegionMap, self, abi.LINKER_AREA_SIZE,
+                                            name="linker area")
+            self._address_space.attach(self._stack_area.managed, abi.STACK_AREA_BASE,
+                                       writable=True)
+            self._address_space.attach(self._linker_area.managed, abi.LINKER_AREA_BASE,
+                                       writable=True)
+        except BaseException:
+            self.destroy()      # out of badges or quota: leave nothing behind
+            raise
 
     # --- quota and object creation --------------------------------------
 
@@ -240,10 +253,30 @@ class ProtectionDomain(RpcObject):
             raise ComponentError(abi.E_INVALID_ARG, f"bad address {va:#x}") from error
 
     def write(self, va: int, data: bytes) -> None:
-        m = self.mapping_at(va)
-        if m is None or va + len(data) > m.va + m.size:
-            raise ComponentError(abi.E_INVALID_ARG, f"bad address {va:#x}")
-        m.attachment.dataspace.write(m.attachment.offset + va - m.va, data)
+        """The CR component's write into child memory: only ever into RAM the
+        child may write itself, never into a ROM or a read-only mapping
+        (a ROM dataspace is shared by every child of the board)."""
+        if not self.is_writable_ram(va, len(data)):
+            raise ComponentError(abi.E_DENIED, f"{va:#x}..{va + len(data):#x} is not writable "
+                                               f"RAM of {self.label}")
+        done = 0
+        while done < len(data):
+            m = self.mapping_at(va + done)
+            assert m is not None
+            n = min(len(data) - done, m.va + m.size - (va + done))
+            m.attachment.dataspace.write(m.attachment.offset + va + done - m.va,
+                                         data[done:done + n])
+            done += n
+
+    def is_writable_ram(self, va: int, length: int) -> bool:
+        """Whether all of [va, va + length) is RAM the child may write."""
+        end = va + length
+        while va < end:
+            m = self.mapping_at(va)
+            if m is None or not _writable_ram(m):
+                return False
+            va = m.va + m.size
+        return True
 
     def read_string(self, va: int) -> str:
         out = bytearray()

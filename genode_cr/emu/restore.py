@@ -3,8 +3,9 @@
 The child is created without ELF loading and without an initial thread
 (Genode's Child with an invalid ELF dataspace); everything else is recreated
 by the CR component through the ordinary session interfaces, in dependency
-order, and every new object gets a fresh badge of this board. Then the
-capabilities go back to their old slots, every badge in the child's memory
+order, and every new object gets a fresh badge of this board. Then every
+slot of the child's kernel capability space is filled again (the recorded
+slots, not only those the child's map knows), every badge in the child's memory
 is translated (its capability map and the raw parent capability in its data
 segment), the kernel state no memory image holds is rebuilt (IRQ
 attachments, RPC gates, timers with their phase), and the threads start
@@ -18,12 +19,17 @@ page lists are resolved against the previous one's (an incremental may list
 only what changed), and memory is filled from the resolved lists. Nothing is
 registered with the board before the commit succeeds; ``abort``, or a failure
 at any step, destroys what was built, so the board is left as it was.
+
+Every staged manifest is checked before it is acted on (the target's ROMs by
+name and digest, then ``manifest_check``): a manifest that verifies but is
+inconsistent is refused before anything is built, and the restore never
+writes outside the child's writable RAM.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, TypeVar
 
 from ..checkpoint import Checkpoint, PageLists, order_chain, referenced_in, resolve_pages
 from ..errors import (BrokenChain, CheckpointCorrupt, InsufficientQuota, NameInUse, RequestError,
@@ -34,6 +40,7 @@ from . import abi
 from .capability import ComponentError, KernelObject
 from .child import BINARY_ROM_SESSION_ID, CONFIG_ROM, Child, SessionRecord
 from .cpu import CpuState, Thread, ThreadState
+from .manifest_check import check_manifest, rom_dataspace_modules
 from .memory import Dataspace, RegionMap
 from .services import RmSession, TimerSession
 from .signals import SignalContext, SignalSource
@@ -49,11 +56,16 @@ __all__ = ["RESTORE_STEPS", "RestoreReport", "Restorer", "Translation", "restore
 STAGE_STEPS = ("create_child", "recreate_dataspaces", "fill_dataspaces")
 COMMIT_STEPS = (
     "recreate_sessions", "attach_regions", "recreate_threads", "recreate_signals",
-    "recreate_native_caps", "install_caps", "translate_badges", "rebind_irqs", "rearm_timers",
-    "set_thread_states", "start_threads",
+    "recreate_native_caps", "install_caps", "translate_cap_map", "rewrite_parent_cap",
+    "rebind_irqs", "rearm_timers", "set_thread_states", "start_threads",
 )
 RESTORE_STEPS = STAGE_STEPS + COMMIT_STEPS
-SKIPPABLE = frozenset({"translate_badges", "rebind_irqs", "rearm_timers", "recreate_native_caps"})
+#: Names that skip several steps at once; a report lists the name asked for.
+SKIP_GROUPS = {"translate_badges": ("translate_cap_map", "rewrite_parent_cap")}
+SKIPPABLE = frozenset({"translate_cap_map", "rewrite_parent_cap", "rebind_irqs", "rearm_timers",
+                       "recreate_native_caps", *SKIP_GROUPS})
+
+T = TypeVar("T", bound=KernelObject)
 
 
 class Restorer:
@@ -84,6 +96,7 @@ class Restorer:
     # --- checks that come before any change to the board ------------------------
 
     def check(self) -> None:
+        """The first round's checks: can this board host the child at all?"""
         m, board = self.manifest, self.board
         assert m is not None
         if m.arch != board.arch or m.kernel != board.kernel_name:
@@ -93,21 +106,43 @@ class Restorer:
             raise CheckpointCorrupt(f"page size {m.page_size} is not {abi.PAGE_SIZE}")
         if self.name in board.cr.children:
             raise NameInUse(f"a component named {self.name!r} already runs on {board.name}")
-        module = board.roms.get(m.rom.name)
-        if module is None:
-            raise RomMissing(f"board {board.name} has no ROM {m.rom.name!r}")
-        if module.digest != m.rom.digest:
-            raise RomMismatch(f"ROM {m.rom.name!r} on {board.name} differs from the checkpointed "
-                              f"one ({module.digest.hex()[:16]} != {m.rom.digest.hex()[:16]})")
-        for session in m.rom_sessions:      # "config" travels in the manifest
-            if session.module != CONFIG_ROM and session.module not in board.roms:
-                raise RomMissing(f"board {board.name} has no ROM {session.module!r}, which "
-                                 f"{self.name} has a session for")
+        self._check_roms(m)
         free_ram, free_caps = board.free_ram, board.free_caps
         if m.pd.ram_quota > free_ram or m.pd.cap_quota > free_caps:
             raise InsufficientQuota(
                 f"{self.name} needs {m.pd.ram_quota} bytes RAM and {m.pd.cap_quota} caps, board "
                 f"{board.name} has {free_ram} bytes and {free_caps} caps free")
+        check_manifest(m, board.roms)
+
+    def _check_roms(self, m: pb.Manifest) -> None:
+        """The binary and every module a ROM session names, by name and digest;
+        "config" travels in the manifest."""
+        board = self.board
+        wanted = [(m.rom.name, m.rom.digest, "its binary")]
+        wanted += [(s.module, s.digest, f"its ROM session {s.session.id}")
+                   for s in m.rom_sessions if s.module != CONFIG_ROM]
+        for name, digest, use in wanted:
+            module = board.roms.get(name)
+            if module is None:
+                raise RomMissing(f"board {board.name} has no ROM {name!r}, which "
+                                 f"{self.name} needs for {use}")
+            if module.digest != digest:
+                raise RomMismatch(f"ROM {name!r} on {board.name} differs from the one "
+                                  f"{self.name} had for {use} ({module.digest.hex()[:16]} != "
+                                  f"{digest.hex()[:16]})")
+
+    def _check_later_round(self, m: pb.Manifest) -> None:
+        """A later round's manifest replaces the object tree the commit builds;
+        the child it was staged into keeps the first round's PD."""
+        previous = self.manifest
+        assert previous is not None
+        for field in ("rom", "page_size", "arch", "kernel"):
+            if getattr(m, field) != getattr(previous, field):
+                raise BrokenChain(f"checkpoints of one chain disagree about the {field}")
+        if (m.pd.ram_quota, m.pd.cap_quota) != (previous.pd.ram_quota, previous.pd.cap_quota):
+            raise BrokenChain("checkpoints of one chain disagree about the quota")
+        self._check_roms(m)
+        check_manifest(m, self.board.roms)
 
     # --- rounds -------------------------------------------------------------------
 
@@ -125,6 +160,8 @@ class Restorer:
         if self.manifest is not None and checkpoint.manifest.config != self.manifest.config:
             raise BrokenChain("checkpoints of one chain disagree about the component's config")
         first = self.manifest is None
+        if not first:
+            self._check_later_round(checkpoint.manifest)
         page_lists = resolve_pages(checkpoint.manifest, None if first else self.page_lists)
         missing = referenced_in(page_lists) - self.pages.keys() - checkpoint.pages.keys()
         if missing:
@@ -171,11 +208,18 @@ class Restorer:
             self.child.destroy()
         self.child = None
 
+    def _skipped_as(self, step: str) -> str | None:
+        if step in self.skip:
+            return step
+        return next((g for g in sorted(self.skip) if step in SKIP_GROUPS.get(g, ())), None)
+
     def _run(self, steps: Iterable[str]) -> None:
         try:
             for step in steps:
-                if step in self.skip:
-                    self.report.skipped.append(step)
+                skipped_as = self._skipped_as(step)
+                if skipped_as:
+                    if skipped_as not in self.report.skipped:
+                        self.report.skipped.append(skipped_as)
                     continue
                 getattr(self, step)()
                 if step not in self.report.steps:
@@ -197,11 +241,16 @@ class Restorer:
         self.kinds[old.badge] = kind
         self.kcaps[old.badge] = old.kcap
 
-    def _new(self, badge: int) -> KernelObject:
-        try:
-            return self.objects[badge]
-        except KeyError:
-            raise CheckpointCorrupt(f"checkpoint refers to unknown object badge {badge}") from None
+    def _new(self, badge: int, cls: type[T] = KernelObject) -> T:  # type: ignore[assignment]
+        """The new object for an old badge; the manifest checks make a miss or
+        an object of the wrong kind impossible, this keeps it a clear error."""
+        obj = self.objects.get(badge)
+        if obj is None:
+            raise CheckpointCorrupt(f"checkpoint refers to unknown object badge {badge}")
+        if not isinstance(obj, cls):
+            raise CheckpointCorrupt(f"checkpoint badge {badge} is a {obj.kind}, not a "
+                                    f"{cls.__name__}")
+        return obj
 
     # 1. Genode's Child with an invalid ELF dataspace: PD (with its region maps),
     #    CPU session and parent capability, no ELF loading, no initial thread.
@@ -209,7 +258,7 @@ class Restorer:
         m = self.manifest
         assert m is not None
         child = self.child = Child(self.board, self.name, self.board.roms[m.rom.name],
-                                   m.pd.ram_quota, m.pd.cap_quota, m.config)
+                                   m.pd.ram_quota, m.pd.cap_quota, m.config, elf=None)
         self.board.cr.staged.append(child)
         child.cap_map_addr, child.cap_map_entries = m.cap_map_addr, m.cap_map_entries
         child.parent_cap_addr = m.parent_cap_addr
@@ -229,17 +278,24 @@ class Restorer:
         for info, kind in self._sessions():
             if info.id == BINARY_ROM_SESSION_ID and kind == "rom":
                 continue
-            session = child.open_session(info.service, info.args,
-                                         elapsed_us=timers[info.id].elapsed_us if kind == "timer" else 0)
+            if kind == "rom":       # as its module: the target's, or the manifest's config
+                session = child.open_rom_session(self._rom_modules[info.id])
+            else:
+                session = child.open_session(
+                    info.service, info.args,
+                    elapsed_us=timers[info.id].elapsed_us if kind == "timer" else 0)
             child.sessions[info.id] = SessionRecord(info.id, info.service, info.args, session)
             self._map(kind, info.ref, session)
         for rm in self.manifest.rm_sessions:
-            session = self._new(rm.session.ref.badge)
-            assert isinstance(session, RmSession)
+            session = self._new(rm.session.ref.badge, RmSession)
             for old in rm.region_maps:
                 region_map = session.create(old.size)
                 self._map("region_map", old.ref, region_map)
                 self._map("managed_dataspace", old.dataspace, region_map.managed)
+
+    @property
+    def _rom_modules(self) -> dict[int, str]:
+        return {s.session.id: s.module for s in self.manifest.rom_sessions}
 
     def _sessions(self) -> list[tuple[pb.SessionInfo, str]]:
         m = self.manifest
@@ -262,7 +318,7 @@ class Restorer:
         # A ROM dataspace is the target's dataspace of the module the child's
         # ROM session named (the child's own for "config"); one no session
         # names is the binary's.
-        modules = {r.dataspace.badge: r.module for r in self.manifest.rom_sessions}
+        modules = rom_dataspace_modules(self.manifest)
         for ds in self.manifest.dataspaces:
             if ds.ref.badge in self.objects:
                 if ds.kind == pb.DATASPACE_RAM and ds.ref.badge not in self.written:
@@ -282,8 +338,7 @@ class Restorer:
         assert self.manifest is not None
         zero = bytes(abi.PAGE_SIZE)
         for badge, digests in self.page_lists.items():
-            ds = self._new(badge)
-            assert isinstance(ds, Dataspace)
+            ds = self._new(badge, Dataspace)
             written = self.written[badge]
             for index, digest in enumerate(digests):
                 if written[index] == digest:
@@ -299,11 +354,9 @@ class Restorer:
                 *(r for s in m.rm_sessions for r in s.region_maps)]
         # Inner maps first, so that attaching them maps their content at once.
         for old in sorted(maps, key=lambda r: r.ref.badge == m.pd.address_space.ref.badge):
-            region_map = self._new(old.ref.badge)
-            assert isinstance(region_map, RegionMap)
+            region_map = self._new(old.ref.badge, RegionMap)
             for a in old.attachments:
-                ds = self._new(a.ds_badge)
-                assert isinstance(ds, Dataspace)
+                ds = self._new(a.ds_badge, Dataspace)
                 existing = region_map.attachments.get(a.addr)
                 if existing is not None and existing.dataspace is ds:
                     continue        # the stack and linker areas come with the PD
@@ -325,8 +378,7 @@ class Restorer:
             self._map("signal_source", old.ref, source)
             self._map("irq", old.semaphore, source.semaphore)
         for old in self.manifest.pd.signal_contexts:
-            source = self._new(old.source_badge)
-            assert isinstance(source, SignalSource)
+            source = self._new(old.source_badge, SignalSource)
             context = pd.alloc_context(source, old.imprint)
             if old.pending:
                 context.pending = old.pending
@@ -336,20 +388,27 @@ class Restorer:
     def recreate_native_caps(self) -> None:
         assert self.child is not None
         for old in self.manifest.pd.native_caps:
-            gate = self.child.pd.alloc_rpc_cap(self._new(old.ep_thread_badge))
+            gate = self.child.pd.alloc_rpc_cap(self._new(old.ep_thread_badge, Thread))
             self._map("rpc_gate", old.ref, gate)
             self.report.rpc_gates += 1
 
     def install_caps(self) -> None:
+        """Fills every slot the kernel's capability space had, whatever the
+        child's own map says of it."""
         assert self.child is not None
         space = self.child.pd.cap_space
-        for badge, kcap in self.kcaps.items():
-            if kcap and badge in self.objects:
-                space.install(kcap, self.objects[badge])
-                self.report.caps_installed += 1
+        for slot in self.manifest.cap_space:
+            obj = self.objects.get(slot.badge)
+            if obj is None:
+                continue    # only a skipped step leaves a checked badge without its object
+            space.install(slot.kcap, obj)
+            self.report.caps_installed += 1
 
-    def translate_badges(self) -> None:
-        """Rewrites the child's capability map and raw parent cap in place."""
+    def translate_cap_map(self) -> None:
+        """Rewrites the child's capability map in place.
+
+        Each used entry gets the new badge of the object that had its old
+        one; the manifest checks put the map inside RAM the child may write."""
         assert self.child is not None
         pd, m = self.child.pd, self.manifest
         base = m.cap_map_addr + abi.CAP_MAP_HEADER_SIZE
@@ -366,30 +425,31 @@ class Restorer:
             struct.pack_into("<IBBH", raw, offset, nxt, ref, flags, new.badge)
             self.report.cap_map_entries_translated += 1
         pd.write(base, bytes(raw))
+
+    def rewrite_parent_cap(self) -> None:
+        """Writes the raw parent capability as the loader would have: the
+        child's runtime checks it against its map on every parent call."""
+        assert self.child is not None
+        pd, m = self.child.pd, self.manifest
         if m.parent_cap_addr:
-            assert self.child is not None
             pd.write(m.parent_cap_addr, struct.pack("<II", abi.kcap(abi.CAP_PARENT_INDEX),
                                                     self.child.parent.badge))
             self.report.parent_cap_rewritten = True
 
     def rebind_irqs(self) -> None:
         for old in self.manifest.pd.signal_sources:
-            source = self._new(old.ref.badge)
-            assert isinstance(source, SignalSource)
+            source = self._new(old.ref.badge, SignalSource)
             source.semaphore.pending = old.irq_pending
             if old.attached_thread_badge:
-                thread = self._new(old.attached_thread_badge)
-                assert isinstance(thread, Thread)
+                thread = self._new(old.attached_thread_badge, Thread)
                 source.semaphore.attach(thread)
                 self.report.irqs_rebound += 1
 
     def rearm_timers(self) -> None:
         for old in self.manifest.timer_sessions:
-            timer = self._new(old.session.ref.badge)
-            assert isinstance(timer, TimerSession)
+            timer = self._new(old.session.ref.badge, TimerSession)
             if old.sigh_badge:
-                context = self._new(old.sigh_badge)
-                assert isinstance(context, SignalContext)
+                context = self._new(old.sigh_badge, SignalContext)
                 timer.sigh_context = context
             if old.armed:
                 timer.arm(old.remaining_us, old.period_us if old.periodic else 0)

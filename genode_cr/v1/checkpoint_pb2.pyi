@@ -42,6 +42,14 @@ class ObjectRef(_message.Message):
     kcap: int
     def __init__(self, badge: _Optional[int] = ..., kcap: _Optional[int] = ...) -> None: ...
 
+class CapSlot(_message.Message):
+    __slots__ = ("kcap", "badge")
+    KCAP_FIELD_NUMBER: _ClassVar[int]
+    BADGE_FIELD_NUMBER: _ClassVar[int]
+    kcap: int
+    badge: int
+    def __init__(self, kcap: _Optional[int] = ..., badge: _Optional[int] = ...) -> None: ...
+
 class SessionInfo(_message.Message):
     __slots__ = ("ref", "id", "service", "args")
     REF_FIELD_NUMBER: _ClassVar[int]
@@ -241,14 +249,16 @@ class RmSession(_message.Message):
     def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., region_maps: _Optional[_Iterable[_Union[RegionMap, _Mapping]]] = ...) -> None: ...
 
 class RomSession(_message.Message):
-    __slots__ = ("session", "module", "dataspace")
+    __slots__ = ("session", "module", "dataspace", "digest")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     MODULE_FIELD_NUMBER: _ClassVar[int]
     DATASPACE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     session: SessionInfo
     module: str
     dataspace: ObjectRef
-    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., module: _Optional[str] = ..., dataspace: _Optional[_Union[ObjectRef, _Mapping]] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., module: _Optional[str] = ..., dataspace: _Optional[_Union[ObjectRef, _Mapping]] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class RomModule(_message.Message):
     __slots__ = ("name", "digest", "size")
@@ -261,7 +271,7 @@ class RomModule(_message.Message):
     def __init__(self, name: _Optional[str] = ..., digest: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
 
 class Manifest(_message.Message):
-    __slots__ = ("format_version", "board", "arch", "kernel", "component", "id", "parent_id", "sequence", "taken_at_us", "frozen", "rom", "page_size", "tracking_unit_pages", "cap_map_addr", "cap_map_entries", "parent_cap_addr", "parent", "pd", "cpu", "log_sessions", "timer_sessions", "rm_sessions", "rom_sessions", "dataspaces", "config")
+    __slots__ = ("format_version", "board", "arch", "kernel", "component", "id", "parent_id", "sequence", "taken_at_us", "frozen", "rom", "page_size", "tracking_unit_pages", "cap_map_addr", "cap_map_entries", "parent_cap_addr", "parent", "pd", "cpu", "log_sessions", "timer_sessions", "rm_sessions", "rom_sessions", "dataspaces", "config", "cap_space")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     BOARD_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +297,7 @@ class Manifest(_message.Message):
     ROM_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     DATASPACES_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CAP_SPACE_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     board: str
     arch: str
@@ -312,7 +323,8 @@ class Manifest(_message.Message):
     rom_sessions: _containers.RepeatedCompositeFieldContainer[RomSession]
     dataspaces: _containers.RepeatedCompositeFieldContainer[Dataspace]
     config: bytes
-    def __init__(self, format_version: _Optional[int] = ..., board: _Optional[str] = ..., arch: _Optional[str] = ..., kernel: _Optional[str] = ..., component: _Optional[str] = ..., id: _Optional[str] = ..., parent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., taken_at_us: _Optional[int] = ..., frozen: _Optional[bool] = ..., rom: _Optional[_Union[RomModule, _Mapping]] = ..., page_size: _Optional[int] = ..., tracking_unit_pages: _Optional[int] = ..., cap_map_addr: _Optional[int] = ..., cap_map_entries: _Optional[int] = ..., parent_cap_addr: _Optional[int] = ..., parent: _Optional[_Union[ObjectRef, _Mapping]] = ..., pd: _Optional[_Union[PdSession, _Mapping]] = ..., cpu: _Optional[_Union[CpuSession, _Mapping]] = ..., log_sessions: _Optional[_Iterable[_Union[LogSession, _Mapping]]] = ..., timer_sessions: _Optional[_Iterable[_Union[TimerSession, _Mapping]]] = ..., rm_sessions: _Optional[_Iterable[_Union[RmSession, _Mapping]]] = ..., rom_sessions: _Optional[_Iterable[_Union[RomSession, _Mapping]]] = ..., dataspaces: _Optional[_Iterable[_Union[Dataspace, _Mapping]]] = ..., config: _Optional[bytes] = ...) -> None: ...
+    cap_space: _containers.RepeatedCompositeFieldContainer[CapSlot]
+    def __init__(self, format_version: _Optional[int] = ..., board: _Optional[str] = ..., arch: _Optional[str] = ..., kernel: _Optional[str] = ..., component: _Optional[str] = ..., id: _Optional[str] = ..., parent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., taken_at_us: _Optional[int] = ..., frozen: _Optional[bool] = ..., rom: _Optional[_Union[RomModule, _Mapping]] = ..., page_size: _Optional[int] = ..., tracking_unit_pages: _Optional[int] = ..., cap_map_addr: _Optional[int] = ..., cap_map_entries: _Optional[int] = ..., parent_cap_addr: _Optional[int] = ..., parent: _Optional[_Union[ObjectRef, _Mapping]] = ..., pd: _Optional[_Union[PdSession, _Mapping]] = ..., cpu: _Optional[_Union[CpuSession, _Mapping]] = ..., log_sessions: _Optional[_Iterable[_Union[LogSession, _Mapping]]] = ..., timer_sessions: _Optional[_Iterable[_Union[TimerSession, _Mapping]]] = ..., rm_sessions: _Optional[_Iterable[_Union[RmSession, _Mapping]]] = ..., rom_sessions: _Optional[_Iterable[_Union[RomSession, _Mapping]]] = ..., dataspaces: _Optional[_Iterable[_Union[Dataspace, _Mapping]]] = ..., config: _Optional[bytes] = ..., cap_space: _Optional[_Iterable[_Union[CapSlot, _Mapping]]] = ...) -> None: ...
 
 class Page(_message.Message):
     __slots__ = ("digest", "compression", "data")

@@ -26,8 +26,10 @@
  *                        one check per second of steps (1000 / period_ms)
  *   log_every=1          log every n-th step
  *
- * The RAM quota caps the table: a chunk the PD cannot pay for ends growth
- * with "table full ... (err 3)" and the store goes on with what it has.
+ * table_kib is at most MAX_CHUNKS chunks (112 MiB), what our capability map
+ * holds with room to spare. The RAM quota caps the table too: a chunk the PD
+ * cannot pay for ends growth with "table full ... (err 3)" (err 4 for the cap
+ * quota) and the store goes on with what it has.
  *
  * Log lines:
  *   kvstore started table_kib T fill F hot_pages H words_per_page W period_ms P check_every C config X
@@ -40,7 +42,16 @@
 
 #define CHUNK_SIZE    (256 * 1024)
 #define CHUNK_KIB     (CHUNK_SIZE / 1024)
-#define MAX_CHUNKS    4096                /* 1 GiB: far beyond any quota here */
+/* Each chunk holds a dataspace capability in a slot of our capability map,
+ * which has CAP_MAP_ENTRIES - CAP_USER_BASE_INDEX slots for what we receive.
+ * The runtime keeps receiving capabilities after start-up (every RPC that
+ * returns one needs a free slot, e.g. each timer_check), so the table may not
+ * take them all: it is limited to what the map holds with RUNTIME_SLOTS to
+ * spare, 112 MiB. A larger table_kib used to fill the map; the failing
+ * allocation then left its chunk allocated and the component without a
+ * receive slot. */
+#define RUNTIME_SLOTS 64
+#define MAX_CHUNKS    (CAP_MAP_ENTRIES - CAP_USER_BASE_INDEX - RUNTIME_SLOTS)
 #define PAGE_WORDS    (PAGE_SIZE / 4)
 #define DEFAULT_SEED  0x12345678
 

@@ -1,8 +1,10 @@
 /* Several threads: a signal handler woken by periodic timer signals, an
  * entrypoint serving RPC, and a client that calls the entrypoint. The handler
- * re-requests its Timer session from the parent now and then: base-foc looks
- * the returned badge up in our capability map, so after a move whose restore
- * left stale badges the lookup lands in another slot and the check fails. */
+ * has the runtime check its Timer session now and then (timer_check: ask the
+ * parent for it again; base-foc looks the returned badge up in our capability
+ * map, so after a move whose restore left stale badges the answer lands in
+ * another slot and the check fails). The client's sleeps check its own timer
+ * the same way. */
 #include <genode/runtime.h>
 
 #define TICK_US          50000
@@ -37,15 +39,12 @@ static void handler(struct thread *self)
 		if (ticks % 10 == 0 || count > 1)
 			log("tick %u", ticks);
 		if (ticks % CHECK_EVERY == 0) {
-			cap_t again = parent_session(20, "Timer", "");
-			if (again != tick_timer.session) {
-				log("Error: ticker: badge check failed: Timer session badge %u is not "
-				    "in our capability map at slot %x (got slot %x), stopping",
-				    again ? cap_badge(again) : 0, tick_timer.session >> CAP_SHIFT,
-				    again >> CAP_SHIFT);
+			if (timer_check(&tick_timer)) {
+				log("Error: ticker: tick timer check failed, stopping");
 				return;
 			}
-			log("badge check ok (slot %x badge %u)", again >> CAP_SHIFT, cap_badge(again));
+			log("badge check ok (slot %x badge %u)", tick_timer.session >> CAP_SHIFT,
+			    cap_badge(tick_timer.session));
 		}
 	}
 }

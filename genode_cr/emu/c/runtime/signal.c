@@ -37,9 +37,35 @@ unsigned signal_wait(struct signal_receiver *sr, unsigned *imprint, unsigned *co
 	}
 }
 
+/* Genode components keep calling their parent after start-up (session
+ * upgrades, more sessions, exit). Ours ask it for their Timer session again
+ * about once a second of sleep (TIMER_CHECK_MS): asking for an open session
+ * yields the capability we already hold, and base-foc's receive path finds
+ * its badge in our capability map, so the answer must come back at the slot
+ * we hold it in. After a restore that left another board's badges in the
+ * map, or a raw parent capability that disagrees with it, it does not, and
+ * the timer stops working instead of the component limping on. */
+unsigned timer_check(struct timer *t)
+{
+	cap_t again = parent_session(t->id, "Timer", "");
+	if (!again) {
+		log("Error: timer: asking the parent for Timer session %u again failed", t->id);
+		return E_SERVICE_DENIED;
+	}
+	if (again != t->session) {
+		log("Error: timer: badge check failed: Timer session %u (badge %u) is not in our "
+		    "capability map at slot %x, where we hold it (got slot %x)",
+		    t->id, cap_badge(again), t->session >> CAP_SHIFT, again >> CAP_SHIFT);
+		return E_INVALID_CAP;
+	}
+	return E_OK;
+}
+
 unsigned timer_connect(struct timer *t, unsigned id, struct signal_receiver *sr,
                        unsigned imprint)
 {
+	t->id = id;
+	t->slept_ms = 0;
 	t->session = parent_session(id, "Timer", "");
 	if (!t->session) return E_SERVICE_DENIED;
 	t->sr = sr;
@@ -59,8 +85,13 @@ unsigned timer_msleep(struct timer *t, unsigned ms)
 		unsigned imprint, count;
 		unsigned err = signal_wait(t->sr, &imprint, &count);
 		if (err) return err;
-		if (imprint == t->imprint) return E_OK;
+		if (imprint == t->imprint) break;
 	}
+	t->slept_ms += ms;
+	if (t->slept_ms < TIMER_CHECK_MS)
+		return E_OK;
+	t->slept_ms = 0;
+	return timer_check(t);
 }
 
 void timer_trigger_periodic(struct timer *t, unsigned us)

@@ -22,6 +22,9 @@ struct rpc_result rpc_call(cap_t dst, unsigned op, unsigned a, unsigned b,
 	asm volatile("svc #0"
 	             : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3), "+r"(r4), "+r"(r5)
 	             : "r"(r6), "r"(r7) : "memory");
+	/* Until cap_accept has put it in the map, a received badge (r4) lives
+	 * only in registers: the kernel counts this thread "in hand-off", and the
+	 * CR component settles it to its next kernel entry before a checkpoint. */
 	struct rpc_result res = { r0, r1, r2, r3, 0 };
 	if (receive_cap) {
 		if (r0 == E_OK)

@@ -17,7 +17,8 @@ unsigned thread_create(struct thread *t, const char *name,
 
 	cap_t ds = pd_alloc(STACK_SIZE, &err);
 	if (err) return err;
-	unsigned slot = next_stack_slot++;
+	/* Any thread may create threads: take the slot atomically (ldrex/strex). */
+	unsigned slot = __atomic_fetch_add(&next_stack_slot, 1, __ATOMIC_RELAXED);
 	unsigned offset = slot * STACK_SLOT_SIZE;
 	rm_attach(env.stack_area, ds, offset, ATTACH_WRITABLE | ATTACH_USE_LOCAL_ADDR, &err);
 	if (err) return err;

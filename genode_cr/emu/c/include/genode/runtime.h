@@ -37,8 +37,11 @@ struct env {
 };
 extern struct env env;
 
+/* Every parent call goes through the parent capability as base-foc derives
+ * it: the raw {kcap, badge} the loader wrote, checked against our capability
+ * map; when they disagree the call fails after an error line (env.c). */
 cap_t parent_session(unsigned id, const char *service, const char *args);
-void  parent_exit(unsigned code);
+void  parent_exit(unsigned code);   /* does not return */
 
 /* --- memory ----------------------------------------------------------- */
 cap_t pd_alloc(size_t size, unsigned *err);
@@ -60,10 +63,22 @@ cap_t signal_context(struct signal_receiver *sr, unsigned imprint);
 unsigned signal_wait(struct signal_receiver *sr, unsigned *imprint, unsigned *count);
 
 /* --- timer ------------------------------------------------------------- */
-struct timer { cap_t session, context; struct signal_receiver *sr; unsigned imprint; };
+struct timer {
+	cap_t session, context;
+	struct signal_receiver *sr;
+	unsigned imprint;
+	unsigned id;          /* the session's client id at the parent */
+	unsigned slept_ms;    /* since the last timer_check */
+};
+/* timer_msleep calls timer_check after each TIMER_CHECK_MS of sleep. */
+#define TIMER_CHECK_MS 1000
 unsigned timer_connect(struct timer *t, unsigned id, struct signal_receiver *sr,
                        unsigned imprint);
+/* E_OK, or an error after an error line: then the timer can no longer be
+ * trusted (timer_check asks the parent for the session again and checks that
+ * the answer is the capability we hold, see signal.c). */
 unsigned timer_msleep(struct timer *t, unsigned ms);
+unsigned timer_check(struct timer *t);
 unsigned timer_elapsed_ms(struct timer *t);
 void timer_trigger_periodic(struct timer *t, unsigned us);
 
