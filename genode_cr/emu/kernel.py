@@ -156,6 +156,19 @@ class Kernel:
             self._fault(thread, error)
             self.now_us += SYSCALL_US
             return False
+        except Exception as error:       # noqa: BLE001 - see below
+            # A system call this kernel could not complete (a fault of the
+            # emulator itself, raised out of a hook) costs that thread, as a
+            # microkernel kills what it cannot serve; the board, its other
+            # components and its server go on, and the [core] line says why.
+            thread.regs = pd.save_registers()
+            thread.cpu_exception = int(CpuException.UNDEFINED_INSTRUCTION)
+            thread.state = ThreadState.FAULTED
+            thread.in_handoff = False
+            self._fault_sink(thread, f"thread {thread.name!r} stopped: the kernel failed to "
+                                     f"serve it at ip={thread.regs[PC]:#x}: {error!r}")
+            self.now_us += SYSCALL_US
+            return False
         finally:
             self.current = None
         thread.regs = pd.save_registers()
