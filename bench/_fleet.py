@@ -153,7 +153,7 @@ class LabRun:
     def new_client(self, timeout: float = 60.0) -> CoordinatorClient:
         """Another channel to the coordinator, closed with the lab."""
         assert self.lab is not None
-        client = CoordinatorClient(self.lab.coordinator, timeout=timeout)
+        client = labs.lab_client(self.lab, timeout=timeout)      # mutual TLS, as operator
         self._clients.append(client)
         return client
 

@@ -17,12 +17,14 @@ docs/cli.md ("migrate") has the details.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 import click
@@ -38,6 +40,9 @@ from . import __version__, config, errors, lab as lab_
 from .client import DEFAULT_TIMEOUT, CoordinatorClient
 from .moveview import (MoveProgressModel, enum_name, move_text, ms, open_view,
                        phase_name, plan_text, table, watch_move)
+from .security import pki
+from .security.identity import COORDINATOR, Identity, InvalidIdentity, parse_identity
+from .security.tls import tls_from_flags
 from .v1 import resources_pb2 as res
 
 __all__ = ["main", "run", "cli", "Settings", "exit_code_for", "EXIT_CODES", "OperationFailed",
@@ -52,6 +57,7 @@ EXIT_NOT_FOUND = 3
 EXIT_REFUSED = 4
 EXIT_UNAVAILABLE = 5
 EXIT_DATA_LOSS = 6
+EXIT_DENIED = 7
 EXIT_INTERRUPTED = 130
 
 #: An error's gRPC status (migrate.errors.status_of) to the exit code; anything else is 1.
@@ -63,6 +69,8 @@ _EXIT_BY_STATUS = {
     "FAILED_PRECONDITION": EXIT_REFUSED,
     "UNAVAILABLE": EXIT_UNAVAILABLE,
     "DATA_LOSS": EXIT_DATA_LOSS,
+    "PERMISSION_DENIED": EXIT_DENIED,
+    "UNAUTHENTICATED": EXIT_DENIED,
 }
 
 EXIT_CODES = """\b
@@ -76,6 +84,8 @@ Exit codes:
        component is moving already, the owner is fenced, a lab runs
   5    unavailable: the coordinator, an agent or a board cannot be reached
   6    data loss: a stored checkpoint is corrupt
+  7    denied: this identity may not make the call, or the TLS
+       certificates were not accepted
   130  interrupted (Ctrl-C); during a move, after it was cancelled
 """
 
@@ -131,12 +141,17 @@ class Settings:
     def json(self) -> bool:
         return self.output == "json"
 
+    def client_config(self) -> config.ClientConfig:
+        """The client file, MIGRATE_* (see migrate.config), and --coordinator over both."""
+        loaded = config.load_client_config(self.config)
+        return dataclasses.replace(loaded, coordinator=self.coordinator) if self.coordinator \
+            else loaded
+
     def address(self) -> str:
-        """--coordinator, else MIGRATE_COORDINATOR, else the client file (see migrate.config)."""
-        return self.coordinator or config.load_client_config(self.config).coordinator
+        return self.client_config().coordinator
 
     def client(self) -> CoordinatorClient:
-        return CoordinatorClient(self.address(), timeout=self.timeout)
+        return CoordinatorClient.from_config(self.client_config(), timeout=self.timeout)
 
 
 def _set_setting(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -550,15 +565,29 @@ def _serve_logging(settings: Settings) -> None:
 @click.option("--listen", required=True, metavar="HOST:PORT", help="Serve gRPC here (port 0: any).")
 @click.option("--baud", type=click.IntRange(min=1),
               help="The serial device's line rate (socket:// URLs ignore it).")
+@click.option("--tls-ca", metavar="FILE", help="The CA that signs the coordinator (PEM).")
+@click.option("--tls-cert", metavar="FILE", help="This agent's certificate (PEM).")
+@click.option("--tls-key", metavar="FILE", help="Its private key (PEM).")
+@click.option("--coordinator-identity", metavar="URI", default=COORDINATOR.uri,
+              show_default=True, help="The only coordinator whose calls are accepted.")
+@click.option("--plaintext", is_flag=True,
+              help="No TLS: serve on a loopback address only (every local caller counts as "
+                   "the coordinator).")
 @click.pass_obj
-def agent(settings: Settings, board_url: str, listen: str, baud: int | None) -> None:
+def agent(settings: Settings, board_url: str, listen: str, baud: int | None,
+          tls_ca: str | None, tls_cert: str | None, tls_key: str | None,
+          coordinator_identity: str, plaintext: bool) -> None:
     """Run a board's agent until SIGTERM or Ctrl-C.
 
-    Prints "agent for BOARD listening on HOST:PORT" once it serves and the board answered.
+    Serves mutual TLS (--tls-ca, --tls-cert, --tls-key), or plaintext on loopback when
+    asked for (--plaintext). Prints "agent for BOARD listening on HOST:PORT" once it
+    serves and the board answered.
     """
     from .agent.server import run as run_agent
+    tls = tls_from_flags(tls_ca, tls_cert, tls_key, plaintext=plaintext)
+    coordinator = _identity_option("--coordinator-identity", coordinator_identity)
     _serve_logging(settings)
-    run_agent(board_url, listen, baud=baud)
+    run_agent(board_url, listen, baud=baud, tls=tls, coordinator=coordinator)
 
 
 @cli.command("coordinator", epilog=EXIT_CODES)
@@ -581,6 +610,58 @@ def coordinator_command(settings: Settings, config_file: str) -> None:
     run_coordinator(loaded, ready=ready)
 
 
+# --- certificates ------------------------------------------------------------------------------
+
+def _identity_option(option: str, value: str) -> Identity:
+    try:
+        return parse_identity(value)
+    except InvalidIdentity as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
+@cli.group(context_settings=CONTEXT)
+def certs() -> None:
+    """TLS certificates for a lab or a test fleet."""
+
+
+@_command(certs, "init")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where to put them [default: $XDG_CONFIG_HOME/genode-migrate/certs].")
+@click.option("--board", "boards", multiple=True, metavar="NAME",
+              help="A board whose agent gets a certificate (repeatable) [default: boardA, "
+                   "boardB].")
+@click.option("--operator", "operators", multiple=True, metavar="NAME",
+              help="An operator identity (repeatable) [default: operator].")
+@click.option("--viewer", "viewers", multiple=True, metavar="NAME",
+              help="A viewer identity (repeatable) [default: viewer].")
+@click.option("--days", type=click.IntRange(min=1), default=pki.DEFAULT_DAYS, show_default=True,
+              help="How long the certificates are valid.")
+def certs_init(settings: Settings, directory: str | None, boards: tuple[str, ...],
+               operators: tuple[str, ...], viewers: tuple[str, ...], days: int) -> None:
+    """Create a development CA and a certificate per identity.
+
+    The coordinator, each board's agent (agent/NAME), each operator and viewer get an
+    ECDSA P-256 certificate whose SAN URI is spiffe://genode-migrate/ROLE/NAME, as
+    ROLE-NAME.crt and .key; the coordinator and agents also get Ed25519 signing keys
+    (ROLE-NAME.signing.key/.pub). Running it again keeps what is there and valid and
+    adds what is missing. For labs and tests: the CA's key lies beside them
+    (docs/security.md tells how to deploy with your own CA).
+    """
+    target = Path(directory) if directory else config.certs_home()
+    try:
+        made = pki.init_lab(target, boards=boards or lab_.board_names(2),
+                            operators=operators or ("operator",),
+                            viewers=viewers or ("viewer",), days=days)
+    except InvalidIdentity as error:
+        raise click.BadParameter(str(error)) from None
+    identities = [i.uri for i in made.identities]
+    _emit(settings, {"dir": str(made.directory), "ca": str(made.ca), "identities": identities,
+                     "written": made.written},
+          lambda: "\n".join([f"{made.directory}: {len(made.written)} files written"
+                             + (f" ({', '.join(made.written)})" if made.written else ""),
+                             *(f"  {i.uri:56} {i.file_stem}.crt" for i in made.identities)]))
+
+
 # --- the lab -----------------------------------------------------------------------------------
 
 @cli.group(context_settings=CONTEXT)
@@ -592,7 +673,9 @@ def _lab_status(settings: Settings, current: lab_.Lab) -> dict:
     found, error = None, ""
     if current.coordinator:
         try:
-            with CoordinatorClient(current.coordinator, timeout=min(settings.timeout, 5.0)) as c:
+            # Reading needs no more than the viewer's certificate.
+            with lab_.lab_client(current, lab_.LAB_VIEWER,
+                                 timeout=min(settings.timeout, 5.0)) as c:
                 found = c.list_boards()
         except errors.MigrateError as e:
             error = f"{errors.reason_of(e)}: {e}"
@@ -620,6 +703,9 @@ def _lab_text(status: dict) -> str:
     if c["error"]:
         lines.append(f"coordinator: {c['error']}")
     lines.append(f"client configuration: {status['client_config'] or '-'}")
+    tls = status.get("tls") or {}
+    lines.append(f"mutual TLS, certificates in {tls['dir']}" if tls.get("enabled")
+                 else "plaintext on loopback (no TLS)")
     return "\n".join(lines)
 
 
@@ -631,10 +717,24 @@ def _lab_text(status: dict) -> str:
 @click.option("--qemu", is_flag=True,
               help="Boot each board as a QEMU virtual machine (make qemu-image builds its "
                    "image); its UART is QEMU's, --baud does not apply.")
-def lab_up(settings: Settings, count: int, baud: int, qemu: bool) -> None:
-    """Start a lab and point the client configuration at its coordinator."""
+@click.option("--plaintext", is_flag=True,
+              help="No TLS between the lab's processes (all on loopback).")
+@click.option("--certs-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="The lab's certificates, made or completed as `certs init` does "
+                   "[default: $XDG_CONFIG_HOME/genode-migrate/certs].")
+def lab_up(settings: Settings, count: int, baud: int, qemu: bool, plaintext: bool,
+           certs_dir: str | None) -> None:
+    """Start a lab and point the client configuration at its coordinator.
+
+    Every hop is mutual TLS with the lab's certificates (made when missing); the
+    client configuration uses the operator's. --plaintext runs it without TLS.
+    """
+    if plaintext and certs_dir:
+        raise click.UsageError("--plaintext and --certs-dir: choose one")
     try:
-        started = lab_.start_lab(count, baud, report=lambda m: _note(settings, m), qemu=qemu)
+        started = lab_.start_lab(count, baud, report=lambda m: _note(settings, m), qemu=qemu,
+                                 plaintext=plaintext,
+                                 certs_dir=Path(certs_dir) if certs_dir else None)
     except lab_.LabFailed as error:
         if error.log_tail and not settings.quiet:
             click.echo(f"last lines of {error.log}:", err=True)

@@ -4,10 +4,13 @@ One method per RPC, each with a deadline, and our own errors in place of
 ``grpc.RpcError`` (mapped by ``migrate.rpc.client_errors``, the client edge):
 callers such as the CLI never catch grpc types.
 
-    with CoordinatorClient("127.0.0.1:7700") as coordinator:
+    tls = TlsConfig.load("ca.crt", "operator-alice.crt", "operator-alice.key")
+    with CoordinatorClient("127.0.0.1:7700", tls=tls) as coordinator:
         move = coordinator.create_move("counter", "boardB")
         for move in coordinator.watch_move(move.id):
             print(move.phase, move.progress.percent)
+
+``CoordinatorClient.from_config(load_client_config())`` does what the CLI does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from typing import Iterator
 import grpc
 
 from . import rpc
+from .config import ClientConfig
+from .security.identity import COORDINATOR, Identity
+from .security.tls import (TlsConfig, channel_credentials, check_plaintext_allowed,
+                           target_name_options)
 from .v1 import coordinator_pb2 as pb
 from .v1 import coordinator_pb2_grpc as pb_grpc
 from .v1 import resources_pb2 as res
@@ -40,6 +47,9 @@ class CoordinatorClient:
         address: the coordinator's gRPC address.
         timeout: deadline of each quick call, in seconds.
         transfer_timeout: deadline of calls that move a checkpoint over a UART.
+        tls: this client's certificate, key and CA: mutual TLS. None: plaintext,
+            which only a loopback ``address`` may use (PlaintextRefused otherwise).
+        server_identity: the identity the coordinator's certificate must prove.
 
     Every method raises ``migrate.errors.MigrateError`` subclasses (or the
     genode_cr error a board reported), never ``grpc.RpcError``; an unreachable
@@ -47,12 +57,26 @@ class CoordinatorClient:
     """
 
     def __init__(self, address: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 transfer_timeout: float = TRANSFER_TIMEOUT):
+                 transfer_timeout: float = TRANSFER_TIMEOUT, tls: TlsConfig | None = None,
+                 server_identity: Identity = COORDINATOR):
         self.address = address
         self.timeout = timeout
         self.transfer_timeout = max(transfer_timeout, timeout)
-        self._channel = grpc.insecure_channel(address, options=rpc.CHANNEL_OPTIONS)
+        self.tls = tls
+        if tls is None:
+            check_plaintext_allowed(address, "to talk plaintext gRPC to the coordinator")
+            self._channel = grpc.insecure_channel(address, options=rpc.CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(
+                address, channel_credentials(tls),
+                options=rpc.CHANNEL_OPTIONS + target_name_options(server_identity))
         self._stub = pb_grpc.CoordinatorServiceStub(self._channel)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, **kwargs: object) -> CoordinatorClient:
+        """The coordinator, TLS files and server identity of a client configuration."""
+        return cls(config.coordinator, tls=config.tls,
+                   server_identity=config.coordinator_identity, **kwargs)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<CoordinatorClient {self.address}>"

@@ -1,11 +1,16 @@
-"""Configuration in TOML: the coordinator's (boards, state, listen address) and
-the client's (where the coordinator is). Environment variables override files:
+"""Configuration in TOML: the coordinator's (boards, state, listen address, TLS)
+and the client's (where the coordinator is, with which certificate).
+Environment variables override files:
 
     MIGRATE_CONFIG       the client configuration file
     MIGRATE_COORDINATOR  the coordinator's address (host:port)
+    MIGRATE_TLS_DIR      a directory `migrate certs init` made: the client uses its
+                         ca.crt and the certificate and key of MIGRATE_IDENTITY
+    MIGRATE_IDENTITY     which of them, e.g. operator/alice or viewer-viewer (alone: from
+                         the directory of the configured CA, e.g. the lab's)
 
 The client file defaults to ``$XDG_CONFIG_HOME/genode-migrate/client.toml``,
-which ``migrate lab up`` writes.
+which ``migrate lab up`` writes. Relative paths in a file are relative to it.
 
 Coordinator file::
 
@@ -14,6 +19,12 @@ Coordinator file::
     state_dir = "/var/lib/genode-migrate"
     metrics_listen = "127.0.0.1:9700"   # optional, Prometheus
     retention = 5                       # stored checkpoints kept per component
+
+    [tls]                               # mutual TLS with clients and agents
+    ca = "ca.crt"                       # the CA that signs clients and agents
+    cert = "coordinator-coordinator.crt"
+    key = "coordinator-coordinator.key"
+    # or: plaintext = true (loopback only) and local_identity = "operator/local"
 
     [moves]                             # defaults for moves that leave them unset
     max_downtime_ms = 300
@@ -24,10 +35,25 @@ Coordinator file::
     [[boards]]
     name = "boardA"
     agent = "127.0.0.1:7701"
+    identity = "agent/boardA"           # the agent's certificate identity (this default)
+
+Without a [tls] table the coordinator serves plaintext, and only on loopback.
+
+Client file::
+
+    [client]
+    coordinator = "127.0.0.1:7700"
+    coordinator_identity = "coordinator/coordinator"   # the default
+    [tls]
+    ca = "ca.crt"
+    cert = "operator-alice.crt"
+    key = "operator-alice.key"
+    # or: plaintext = true (loopback only; also the default without [tls])
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -35,15 +61,20 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from .errors import RequestError
+from .errors import ConfigError
+from .security.identity import (COORDINATOR, LOCAL_OPERATOR, Identity, InvalidIdentity, Role,
+                                parse_identity)
+from .security.tls import TlsConfig, check_plaintext_allowed
 
 if TYPE_CHECKING:
     from .coordinator.model import MoveOptions
 
 __all__ = [
     "BoardConfig",
+    "ConfigError",
     "ClientConfig",
     "CoordinatorConfig",
+    "certs_home",
     "client_config_path",
     "config_home",
     "load_client_config",
@@ -56,14 +87,23 @@ DEFAULT_COORDINATOR = "127.0.0.1:7700"
 DEFAULT_RETENTION = 5
 
 
-class ConfigError(RequestError):
-    reason = "BAD_CONFIG"
-
-
 @dataclass(frozen=True)
 class BoardConfig:
     name: str
     agent: str
+    identity: Identity | None = None     # None: agent/<name>
+
+    @property
+    def agent_identity(self) -> Identity:
+        """The identity the agent's certificate must prove (ConfigError if the board's
+        name cannot be an identity name and none was configured)."""
+        if self.identity is not None:
+            return self.identity
+        try:
+            return Identity(Role.AGENT, self.name)
+        except InvalidIdentity:
+            raise ConfigError(f"board {self.name!r}: its name cannot be an identity name; "
+                              "give its [[boards]] entry an identity = \"agent/NAME\"") from None
 
 
 @dataclass
@@ -74,16 +114,36 @@ class CoordinatorConfig:
     metrics_listen: str | None = None
     retention: int = DEFAULT_RETENTION
     move_defaults: MoveOptions | None = None      # None: the built-in defaults
+    #: Mutual TLS with clients and agents; None: plaintext, on loopback only.
+    tls: TlsConfig | None = None
+    #: Who a plaintext (loopback) caller is.
+    local_identity: Identity = LOCAL_OPERATOR
+
+    def check_plaintext(self) -> None:
+        """Without TLS, the listen address and every agent must be on loopback."""
+        if self.tls is not None:
+            return
+        check_plaintext_allowed(self.listen, "to serve plaintext gRPC")
+        for board in self.boards:
+            check_plaintext_allowed(board.agent, f"to reach the agent of {board.name} in "
+                                                 "plaintext")
 
 
 @dataclass(frozen=True)
 class ClientConfig:
     coordinator: str = DEFAULT_COORDINATOR
     path: Path | None = None          # the file it came from, if any
+    tls: TlsConfig | None = None      # None: plaintext, to a loopback coordinator only
+    coordinator_identity: Identity = COORDINATOR
 
 
 def config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "genode-migrate"
+
+
+def certs_home() -> Path:
+    """Where `migrate certs init` and `migrate lab up` keep a lab's CA and certificates."""
+    return config_home() / "certs"
 
 
 def state_home() -> Path:
@@ -130,6 +190,40 @@ def _move_defaults(path: Path, section: object) -> MoveOptions:
     return options
 
 
+def _identity(path: Path, where: str, value: object) -> Identity:
+    try:
+        return parse_identity(str(value))
+    except InvalidIdentity as error:
+        raise ConfigError(f"{path}: {where}: {error}") from None
+
+
+def _tls(path: Path, section: object, *, extra: tuple[str, ...] = ()
+         ) -> tuple[TlsConfig | None, dict]:
+    """The [tls] table: (TlsConfig, or None for plaintext; the table)."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tls] must be a table")
+    unknown = set(section) - {"ca", "cert", "key", "plaintext", *extra}
+    if unknown:
+        raise ConfigError(f"{path}: unknown [tls] keys {sorted(unknown)}")
+    files = {k: section[k] for k in ("ca", "cert", "key") if k in section}
+    if not isinstance(section.get("plaintext", False), bool):
+        raise ConfigError(f"{path}: [tls] plaintext must be true or false")
+    if section.get("plaintext", False):
+        if files:
+            raise ConfigError(f"{path}: [tls] has plaintext = true and {', '.join(files)}: "
+                              "choose one")
+        return None, section
+    missing = [k for k in ("ca", "cert", "key") if k not in files]
+    if missing:
+        raise ConfigError(f"{path}: [tls] needs ca, cert and key (missing: "
+                          f"{', '.join(missing)}), or plaintext = true")
+    resolved = [path.parent / Path(str(files[k])).expanduser() for k in ("ca", "cert", "key")]
+    try:
+        return TlsConfig.load(*resolved), section
+    except ConfigError as error:
+        raise ConfigError(f"{path}: [tls]: {error}") from None
+
+
 def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
     path = Path(path)
     data = _read(path)
@@ -138,37 +232,107 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
     for entry in data.get("boards", []):
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("agent"):
             raise ConfigError(f"{path}: every [[boards]] entry needs a name and an agent")
-        boards.append(BoardConfig(str(entry["name"]), str(entry["agent"])))
+        name = str(entry["name"])
+        identity = _identity(path, f"board {name!r}", entry["identity"]) \
+            if "identity" in entry else None
+        boards.append(BoardConfig(name, str(entry["agent"]), identity))
     names = [b.name for b in boards]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: board names must be unique")
     state_dir = Path(section.get("state_dir") or state_home() / "coordinator")
     if not state_dir.is_absolute():
         state_dir = path.parent / state_dir
-    return CoordinatorConfig(
+    tls, tls_section = None, {}
+    if "tls" in data:
+        tls, tls_section = _tls(path, data["tls"], extra=("local_identity",))
+    if tls is not None and "local_identity" in tls_section:
+        raise ConfigError(f"{path}: [tls] local_identity names plaintext callers; "
+                          "it goes with plaintext = true")
+    local = _identity(path, "[tls] local_identity", tls_section["local_identity"]) \
+        if "local_identity" in tls_section else LOCAL_OPERATOR
+    config = CoordinatorConfig(
         listen=str(section.get("listen", DEFAULT_COORDINATOR)),
         state_dir=state_dir,
         boards=boards,
         metrics_listen=section.get("metrics_listen"),
         retention=int(section.get("retention", DEFAULT_RETENTION)),
         move_defaults=_move_defaults(path, data.get("moves", {})),
+        tls=tls,
+        local_identity=local,
     )
+    try:
+        config.check_plaintext()
+        if tls is not None:
+            for board in boards:
+                board.agent_identity          # each agent must have one to prove
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return config
 
 
 def load_client_config(path: str | Path | None = None) -> ClientConfig:
-    """The explicit file, else MIGRATE_CONFIG, else the XDG file when present."""
+    """The explicit file, else MIGRATE_CONFIG, else the XDG file when present;
+    MIGRATE_COORDINATOR, MIGRATE_TLS_DIR and MIGRATE_IDENTITY override it."""
     file = Path(path) if path else client_config_path()
     coordinator = DEFAULT_COORDINATOR
+    server = COORDINATOR
+    tls: TlsConfig | None = None
     found: Path | None = None
     if path or file.exists():
-        coordinator = str(_read(file).get("client", {}).get("coordinator", coordinator))
+        data = _read(file)
+        client = data.get("client", {})
+        coordinator = str(client.get("coordinator", coordinator))
+        if "coordinator_identity" in client:
+            server = _identity(file, "[client] coordinator_identity",
+                               client["coordinator_identity"])
+        if "tls" in data:
+            tls, _ = _tls(file, data["tls"])
         found = file
     coordinator = os.environ.get("MIGRATE_COORDINATOR") or coordinator
-    return ClientConfig(coordinator=coordinator, path=found)
+    tls = _tls_from_environment(tls)
+    return ClientConfig(coordinator=coordinator, path=found, tls=tls,
+                        coordinator_identity=server)
 
 
-def write_client_config(coordinator: str, path: Path | None = None) -> Path:
+def _tls_from_environment(configured: TlsConfig | None) -> TlsConfig | None:
+    directory = os.environ.get("MIGRATE_TLS_DIR")
+    chosen = os.environ.get("MIGRATE_IDENTITY")
+    if not directory and not chosen:
+        return configured
+    if not chosen:
+        raise ConfigError("MIGRATE_TLS_DIR needs MIGRATE_IDENTITY, the identity whose "
+                          "certificate to use (e.g. operator/operator)")
+    try:
+        identity = parse_identity(chosen)
+    except InvalidIdentity as error:
+        raise ConfigError(f"MIGRATE_IDENTITY: {error}") from None
+    if not directory:
+        if configured is None:
+            raise ConfigError("MIGRATE_IDENTITY needs MIGRATE_TLS_DIR (or a client "
+                              "configuration with [tls]): where its certificate is")
+        directory = str(configured.ca.parent)
+    try:
+        return TlsConfig.from_directory(Path(directory).expanduser(), identity)
+    except ConfigError as error:
+        raise ConfigError(f"MIGRATE_TLS_DIR/MIGRATE_IDENTITY: {error}") from None
+
+
+def write_client_config(coordinator: str, path: Path | None = None, *,
+                        tls: tuple[Path, Path, Path] | None = None) -> Path:
+    """The client configuration `lab up` writes: the coordinator and (ca, cert, key),
+    or plaintext when ``tls`` is None."""
     path = path or client_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'# written by `migrate lab up`\n[client]\ncoordinator = "{coordinator}"\n')
+    lines = ["# written by `migrate lab up`", "[client]",
+             f"coordinator = {_toml_string(coordinator)}", "", "[tls]"]
+    if tls is None:
+        lines.append("plaintext = true")
+    else:
+        lines += [f"{name} = {_toml_string(str(Path(file).resolve()))}"
+                  for name, file in zip(("ca", "cert", "key"), tls)]
+    path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value)        # a JSON string is a TOML basic string

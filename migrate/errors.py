@@ -10,8 +10,11 @@ at the end.
 
     MigrateError
      ├─ RequestError          the caller asked for something impossible  INVALID_ARGUMENT
+     │   ├─ ConfigError        a configuration file, flag or key file is bad
      │   ├─ NotFound           unknown board, component, move, checkpoint NOT_FOUND
      │   └─ AlreadyExists                                                 ALREADY_EXISTS
+     ├─ Unauthenticated        the peer has no identity we accept         UNAUTHENTICATED
+     ├─ PermissionDenied       the peer's role may not make this call     PERMISSION_DENIED
      ├─ Conflict               another operation holds the resource       ABORTED
      │   └─ AlreadyMoving
      ├─ PreconditionFailed     the fleet is not in a state that allows it FAILED_PRECONDITION
@@ -31,8 +34,11 @@ from genode_cr import errors as cr_errors
 __all__ = [
     "MigrateError",
     "RequestError",
+    "ConfigError",
     "NotFound",
     "AlreadyExists",
+    "Unauthenticated",
+    "PermissionDenied",
     "Conflict",
     "AlreadyMoving",
     "PreconditionFailed",
@@ -70,6 +76,12 @@ class RequestError(MigrateError):
     status = "INVALID_ARGUMENT"
 
 
+class ConfigError(RequestError):
+    """A configuration file, a command-line flag or a certificate or key file is bad."""
+
+    reason = "BAD_CONFIG"
+
+
 class NotFound(RequestError):
     reason = "NOT_FOUND"
     status = "NOT_FOUND"
@@ -78,6 +90,22 @@ class NotFound(RequestError):
 class AlreadyExists(RequestError):
     reason = "ALREADY_EXISTS"
     status = "ALREADY_EXISTS"
+
+
+class Unauthenticated(MigrateError):
+    """The peer presented no identity we accept: a TLS certificate without a
+    genode-migrate SAN URI, or a handshake that failed. Fix the credentials."""
+
+    reason = "UNAUTHENTICATED"
+    status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(MigrateError):
+    """The peer's identity is known but its role may not make this call
+    (metadata: identity, method, allowed)."""
+
+    reason = "PERMISSION_DENIED"
+    status = "PERMISSION_DENIED"
 
 
 class Conflict(MigrateError):

@@ -4,7 +4,10 @@
 board (``python -m migrate.agent``) and a coordinator (``python -m
 migrate.coordinator``) with a generated configuration, each detached in its
 own session with its output in a log file, and waits for each one's ready
-line. Everything is recorded in ``$XDG_STATE_HOME/genode-migrate/lab/lab.json``
+line. Every hop is mutual TLS by default, with the lab's certificates
+(``migrate.security.pki.init_lab`` in ``$XDG_CONFIG_HOME/genode-migrate/certs``,
+made when missing, kept across labs); ``plaintext=True`` runs it without TLS,
+on loopback as always. Everything is recorded in ``$XDG_STATE_HOME/genode-migrate/lab/lab.json``
 as it starts, so that ``stop_lab`` can clean up even after a ``lab up`` that
 was interrupted, and the client configuration is written so that every other
 ``migrate`` command finds the lab's coordinator without flags.
@@ -16,6 +19,10 @@ Layout of the lab directory::
     coordinator/              its state (SQLite, page store); wiped by the next `lab up`
     boardA.log agent-boardA.log ... coordinator.log
     client.toml.before-lab    a client configuration `lab up` replaced, put back by `lab down`
+
+The client configuration `lab up` writes uses the lab's operator identity
+(operator/operator); ``MIGRATE_IDENTITY=viewer/viewer`` picks the viewer's
+certificate from the same directory.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import config, errors
+from .client import CoordinatorClient
+from .security import pki
+from .security.identity import Identity, Role
+from .security.tls import TlsConfig
 from .v1 import resources_pb2 as res
 
 __all__ = [
@@ -52,6 +63,9 @@ __all__ = [
     "start_lab",
     "stop_lab",
     "lab_status",
+    "lab_client",
+    "LAB_OPERATOR",
+    "LAB_VIEWER",
     "process_alive",
     "DEFAULT_BAUD",
 ]
@@ -78,6 +92,11 @@ VM_READY_DEADLINE = 300.0
 COORDINATOR_READY = re.compile(r"^coordinator listening on (\S+)\s*$", re.MULTILINE)
 
 Report = Callable[[str], None]
+
+#: The identities `lab up` makes certificates for besides the coordinator and agents;
+#: the client configuration it writes uses the operator.
+LAB_OPERATOR = Identity(Role.OPERATOR, "operator")
+LAB_VIEWER = Identity(Role.VIEWER, "viewer")
 
 
 class LabRunning(errors.Conflict):
@@ -131,6 +150,11 @@ class Lab:
     created: float = 0.0
     format: int = LAB_FORMAT
     qemu: bool = False        # boards are QEMU virtual machines (migrate.qemu)
+    tls_dir: str = ""         # the certificates every hop uses; "": plaintext on loopback
+
+    def tls(self, identity: Identity) -> TlsConfig | None:
+        """The TLS files of one of the lab's identities (None for a plaintext lab)."""
+        return TlsConfig.from_directory(self.tls_dir, identity) if self.tls_dir else None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -263,6 +287,10 @@ def _wait_ready(process: LabProcess, pattern: re.Pattern[str], deadline: float) 
         time.sleep(0.05)
 
 
+#: The lab coordinator's default downtime budget for a move.
+LAB_MAX_DOWNTIME_MS = 1000
+
+
 def _toml_string(value: str) -> str:
     return json.dumps(value)        # a JSON string is a TOML basic string
 
@@ -270,7 +298,17 @@ def _toml_string(value: str) -> str:
 def _coordinator_toml(lab: Lab) -> str:
     lines = ["# written by `migrate lab up`", "[coordinator]",
              'listen = "127.0.0.1:0"',
-             f"state_dir = {_toml_string(str(Path(lab.dir) / 'coordinator'))}", ""]
+             f"state_dir = {_toml_string(str(Path(lab.dir) / 'coordinator'))}", "",
+             # Emulated boards share this machine's cores with everything else on it,
+             # which stretches a freeze; a real fleet sets the budget its links allow.
+             "[moves]", f"max_downtime_ms = {LAB_MAX_DOWNTIME_MS}", "", "[tls]"]
+    if lab.tls_dir:
+        stem = Path(lab.tls_dir) / Identity(Role.COORDINATOR, "coordinator").file_stem
+        lines += [f"ca = {_toml_string(str(Path(lab.tls_dir) / 'ca.crt'))}",
+                  f"cert = {_toml_string(str(stem) + '.crt')}",
+                  f"key = {_toml_string(str(stem) + '.key')}", ""]
+    else:
+        lines += ["plaintext = true", ""]
     for board in lab.boards:
         lines += ["[[boards]]", f"name = {_toml_string(board.name)}",
                   f"agent = {_toml_string(board.agent)}", ""]
@@ -280,8 +318,13 @@ def _coordinator_toml(lab: Lab) -> str:
 # --- up, status, down ------------------------------------------------------------------------
 
 def start_lab(boards: int = 2, baud: int = DEFAULT_BAUD, *, ready_deadline: float = READY_DEADLINE,
-              report: Report | None = None, qemu: bool = False) -> Lab:
+              report: Report | None = None, qemu: bool = False, plaintext: bool = False,
+              certs_dir: Path | None = None) -> Lab:
     """Starts a lab and returns it once every process is ready.
+
+    Every hop is mutual TLS with the certificates in ``certs_dir`` (default
+    ``config.certs_home()``; made or completed first); ``plaintext`` runs the lab
+    without TLS.
 
     Raises:
         LabRunning: a lab runs already.
@@ -301,8 +344,16 @@ def start_lab(boards: int = 2, baud: int = DEFAULT_BAUD, *, ready_deadline: floa
             _stop(previous, say)
         directory = lab_dir()
         shutil.rmtree(directory / "coordinator", ignore_errors=True)
+        names = board_names(boards)
+        tls_dir = ""
+        if not plaintext:
+            certs = pki.init_lab(certs_dir or config.certs_home(), boards=names,
+                                 operators=[LAB_OPERATOR.name], viewers=[LAB_VIEWER.name])
+            if certs.written:
+                say(f"certificates: {len(certs.written)} files written to {certs.directory}")
+            tls_dir = str(certs.directory.resolve())
         lab = Lab(dir=str(directory), baud=0 if qemu else baud, created=time.time(),
-                  boards=[LabBoard(name) for name in board_names(boards)], qemu=qemu)
+                  boards=[LabBoard(name) for name in names], qemu=qemu, tls_dir=tls_dir)
         lab.save()
         try:
             _bring_up(lab, ready_deadline, say)
@@ -339,7 +390,7 @@ def _bring_up(lab: Lab, ready_deadline: float, say: Report) -> None:
 
     started = [_spawn(lab, "agent", f"agent-{b.name}",
                       [python, "-m", "migrate.agent", "--board-url", b.url,
-                       "--listen", "127.0.0.1:0", *baud])
+                       "--listen", "127.0.0.1:0", *baud, *_agent_security(lab, b.name)])
                for b in lab.boards]
     deadline = time.monotonic() + ready_deadline
     for board, process in zip(lab.boards, started):
@@ -361,8 +412,24 @@ def _bring_up(lab: Lab, ready_deadline: float, say: Report) -> None:
         backup = Path(lab.dir) / "client.toml.before-lab"
         shutil.copy2(path, backup)
         lab.client_config_backup = str(backup)
-    lab.client_config = str(config.write_client_config(lab.coordinator, path))
+    operator = lab.tls(LAB_OPERATOR)
+    files = (operator.ca, operator.cert, operator.key) if operator else None
+    lab.client_config = str(config.write_client_config(lab.coordinator, path, tls=files))
     lab.save()
+
+
+def _agent_security(lab: Lab, board: str) -> list[str]:
+    if not lab.tls_dir:
+        return ["--plaintext"]
+    stem = Path(lab.tls_dir) / Identity(Role.AGENT, board).file_stem
+    return ["--tls-ca", str(Path(lab.tls_dir) / "ca.crt"), "--tls-cert", f"{stem}.crt",
+            "--tls-key", f"{stem}.key"]
+
+
+def lab_client(lab: Lab, identity: Identity = LAB_OPERATOR, *, timeout: float = 30.0
+               ) -> CoordinatorClient:
+    """A client of the lab's coordinator as one of the lab's identities."""
+    return CoordinatorClient(lab.coordinator, timeout=timeout, tls=lab.tls(identity))
 
 
 def _signal(process: LabProcess, sig: int) -> None:
@@ -459,6 +526,7 @@ def lab_status(lab: Lab, boards: list | None = None, coordinator_error: str = ""
 
     return {
         "dir": lab.dir, "baud": lab.baud, "created": lab.created, "qemu": lab.qemu,
+        "tls": {"enabled": bool(lab.tls_dir), "dir": lab.tls_dir or None},
         "coordinator": {"address": lab.coordinator, **process("coordinator"),
                         "error": coordinator_error},
         "boards": [board(b) for b in lab.boards],

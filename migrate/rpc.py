@@ -4,6 +4,12 @@ Errors are mapped here and nowhere else: a servicer method raises our errors
 (``migrate.errors`` or genode_cr's) and ``map_errors`` turns each into its
 status code with a ``google.rpc.ErrorInfo`` detail; a client turns an
 ``RpcError`` back into the same error class with ``error_from_rpc``.
+
+Authorization happens here too, once per call: before a method runs,
+``map_errors`` asks the servicer's ``access`` policy (migrate.security.access)
+whether the peer's certificate identity may call it, refuses with
+PERMISSION_DENIED or UNAUTHENTICATED, and records the identity for the call
+(``migrate.security.current_caller``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import re
 from typing import Any, Callable, Iterator, TypeVar
 
 import grpc
@@ -23,12 +30,14 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from . import errors
+from .security.identity import Identity, peer_identity, set_caller
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "SERVER_OPTIONS",
     "CHANNEL_OPTIONS",
     "map_errors",
+    "authorize",
     "error_from_rpc",
     "client_errors",
     "add_health_and_reflection",
@@ -91,12 +100,32 @@ def _is_cr_error(error: BaseException) -> bool:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def authorize(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> Identity:
+    """The caller's identity if the servicer's policy lets it call ``method``.
+
+    A servicer without an ``access`` policy is refused everything: closed by default.
+    """
+    access = getattr(servicer, "access", None)
+    if access is None:
+        raise errors.PermissionDenied(f"{type(servicer).__name__} has no access policy")
+    try:
+        identity = access.authorize(method, peer_identity(context))
+    except (errors.PermissionDenied, errors.Unauthenticated) as refusal:
+        log.warning("refused %s from %s: %s", method, context.peer(), refusal)
+        raise
+    set_caller(identity)
+    return identity
+
+
 def map_errors(method: F) -> F:
-    """Wraps a servicer method (unary or streaming) so our errors become statuses."""
+    """Wraps a servicer method (unary or streaming): the caller is authorized first
+    (``authorize``), and our errors become statuses."""
+    name = method.__name__
     if inspect.isasyncgenfunction(method):
         @functools.wraps(method)
         async def stream(self, request, context):  # type: ignore[no-untyped-def]
             try:
+                authorize(self, name, context)
                 async for item in method(self, request, context):
                     yield item
             except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -108,12 +137,21 @@ def map_errors(method: F) -> F:
     @functools.wraps(method)
     async def unary(self, request, context):  # type: ignore[no-untyped-def]
         try:
+            authorize(self, name, context)
             return await method(self, request, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as error:  # noqa: BLE001
             await _abort(context, error)
     return unary  # type: ignore[return-value]
+
+
+#: What gRPC says when the client side of a TLS handshake refused the server: its
+#: certificate (another CA, expired, not the identity expected) or its plaintext. Only
+#: these, never a connection that merely broke during a handshake: that is UNAVAILABLE
+#: and may heal.
+_TLS_FAILURE = re.compile(r"(?i)hostname verification check failed|certificate_verify_failed"
+                          r"|wrong_version_number")
 
 
 def error_from_rpc(error: grpc.RpcError, *, target: str = "") -> Exception:
@@ -134,10 +172,18 @@ def error_from_rpc(error: grpc.RpcError, *, target: str = "") -> Exception:
     message = details or code_name
     if not reason:
         # No ErrorInfo: gRPC itself ended the call, not one of our servers (they
-        # always attach one). INTERNAL then means the transport broke under a
-        # stream ("Internal error from Core" when a peer dies mid-stream): the
-        # peer went away, which callers treat like any unreachable peer.
-        if code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"):
+        # always attach one). A TLS handshake our side refused (the server's
+        # certificate is not from our CA, or not the identity we expect) will
+        # not heal by retrying: it is UNAUTHENTICATED. INTERNAL means the
+        # transport broke under a stream ("Internal error from Core" when a
+        # peer dies mid-stream): the peer went away, which callers treat like
+        # any unreachable peer.
+        if code_name == "UNAVAILABLE" and _TLS_FAILURE.search(message):
+            code_name, reason = "UNAUTHENTICATED", "TLS_HANDSHAKE_FAILED"
+            message = (f"{target + ': ' if target else ''}TLS handshake failed (the server's "
+                       f"certificate is not from the configured CA, not the expected "
+                       f"identity, or the server does not speak TLS): {message}")
+        elif code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"):
             code_name, reason = "UNAVAILABLE", "UNAVAILABLE"
             message = f"{target + ': ' if target else ''}{message}"
         elif code_name == "RESOURCE_EXHAUSTED":

@@ -50,3 +50,32 @@ def test_our_servers_errors_keep_their_class_and_reason():
 def test_an_oversized_message_is_the_callers_fault():
     error = rpc.error_from_rpc(Failed(grpc.StatusCode.RESOURCE_EXHAUSTED, "too large"))
     assert isinstance(error, errors.RequestError)
+
+
+@pytest.mark.parametrize("details", [
+    # What gRPC 1.85 said here when the server's certificate was not the expected identity,
+    # was from another CA, or the server spoke plaintext.
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Custom "
+    "verification check failed with error: UNAUTHENTICATED: Hostname Verification Check failed.",
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Tls handshake "
+    "failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:"
+    "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate",
+    "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Tls handshake "
+    "failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:100000f7:SSL routines:OPENSSL_internal:"
+    "WRONG_VERSION_NUMBER: Invalid certificate verification context",
+])
+def test_a_refused_tls_handshake_is_unauthenticated_not_a_retry(details):
+    error = rpc.error_from_rpc(Failed(grpc.StatusCode.UNAVAILABLE, details), target="coord")
+    assert isinstance(error, errors.Unauthenticated) and error.reason == "TLS_HANDSHAKE_FAILED"
+    assert str(error).startswith("coord: TLS handshake failed")
+    # A server that closed the connection says no more than any dead server.
+    closed = rpc.error_from_rpc(Failed(grpc.StatusCode.UNAVAILABLE, "Socket closed"))
+    assert isinstance(closed, errors.Unavailable)
+
+
+def test_denials_from_our_servers_keep_their_class_and_metadata():
+    status = rpc.status_for(errors.PermissionDenied("no", metadata={"allowed": "operator"}))
+    trailing = (("grpc-status-details-bin", status.SerializeToString()),)
+    assert status.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    error = rpc.error_from_rpc(Failed(grpc.StatusCode.PERMISSION_DENIED, "no", trailing))
+    assert isinstance(error, errors.PermissionDenied) and error.metadata == {"allowed": "operator"}

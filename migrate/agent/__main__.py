@@ -1,4 +1,6 @@
-"""python -m migrate.agent --board-url URL --listen HOST:PORT [--baud B] [--session-idle-timeout S]"""
+"""python -m migrate.agent --board-url URL --listen HOST:PORT
+    (--tls-ca CA --tls-cert CERT --tls-key KEY [--coordinator-identity URI] | --plaintext)
+    [--baud B] [--session-idle-timeout S]"""
 
 from __future__ import annotations
 
@@ -6,7 +8,24 @@ import argparse
 import logging
 import sys
 
+from ..errors import MigrateError
+from ..security.identity import COORDINATOR, InvalidIdentity, parse_identity
+from ..security.tls import tls_from_flags
 from .server import run
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    tls = parser.add_argument_group("security (mutual TLS, or plaintext on loopback)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="the CA that signs the coordinator's "
+                     "certificate (PEM)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="this agent's certificate (PEM)")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (PEM, unencrypted)")
+    tls.add_argument("--coordinator-identity", metavar="URI", default=COORDINATOR.uri,
+                     help="the only coordinator whose calls are accepted "
+                          "[default: %(default)s]")
+    tls.add_argument("--plaintext", action="store_true",
+                     help="no TLS: serve on a loopback address only, every local caller "
+                          "counts as the coordinator")
 
 
 def main() -> int:
@@ -20,13 +39,19 @@ def main() -> int:
     parser.add_argument("--session-idle-timeout", type=float, default=300.0, metavar="S",
                         help="abort restore sessions unused for this many seconds")
     parser.add_argument("--log-level", default="INFO")
+    add_security_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        tls = tls_from_flags(args.tls_ca, args.tls_cert, args.tls_key, plaintext=args.plaintext)
+        coordinator = parse_identity(args.coordinator_identity)
         run(args.board_url, args.listen, baud=args.baud,
-            session_idle_timeout=args.session_idle_timeout)
-    except OSError as error:
+            session_idle_timeout=args.session_idle_timeout, tls=tls, coordinator=coordinator)
+    except InvalidIdentity as error:
+        print(f"Error: --coordinator-identity: {error}", file=sys.stderr)
+        return 2
+    except (OSError, MigrateError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     return 0

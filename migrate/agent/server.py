@@ -1,6 +1,12 @@
 """Running an agent: its board connection, its gRPC server and its health.
 
-    python -m migrate.agent --board-url socket://127.0.0.1:4555 --listen 127.0.0.1:7701
+    python -m migrate.agent --board-url socket://127.0.0.1:4555 --listen 127.0.0.1:7701 \
+        --tls-ca ca.crt --tls-cert agent-boardA.crt --tls-key agent-boardA.key
+
+With TLS (``tls``) the agent serves mutual TLS and accepts its calls only from
+its coordinator's identity (``coordinator``; see migrate.agent.servicer.ACCESS);
+without, it serves plaintext on loopback only and treats every caller as that
+coordinator.
 
 prints ``agent for BOARDNAME listening on HOST:PORT`` once the board has
 answered its hello (the gRPC server, health included, runs from the start:
@@ -24,10 +30,12 @@ from grpc_health.v1 import health
 from genode_cr.aio_client import DEFAULT_TIMEOUT
 
 from .. import rpc
+from ..security.identity import COORDINATOR, Identity
+from ..security.tls import TlsConfig, check_plaintext_allowed, server_credentials
 from ..v1 import agent_pb2, agent_pb2_grpc
 from .connection import MAX_BACKOFF_S, BoardConnection
 from .service import DEFAULT_SESSION_IDLE_TIMEOUT, AgentService
-from .servicer import AgentServicer
+from .servicer import AgentServicer, agent_access
 
 __all__ = ["Agent", "SERVICE_NAME", "run", "serve", "start"]
 
@@ -77,17 +85,25 @@ class Agent:
 async def start(board_url: str, listen: str, *, baud: int | None = None,
                 timeout: float = DEFAULT_TIMEOUT, max_backoff: float = MAX_BACKOFF_S,
                 session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT,
-                link_options: Mapping[str, Any] | None = None) -> Agent:
+                link_options: Mapping[str, Any] | None = None,
+                tls: TlsConfig | None = None,
+                coordinator: Identity = COORDINATOR) -> Agent:
     """Starts serving ``listen`` ("127.0.0.1:0" picks a port) and connecting to the board.
 
     ``session_idle_timeout``: restore sessions unused this long are aborted.
     ``link_options``: for the agent's side of the board link (``Link``: dead_after, ...).
+    ``tls``: serve mutual TLS; None serves plaintext, which only a loopback
+    ``listen`` may (PlaintextRefused otherwise). ``coordinator``: the only
+    identity whose calls (but GetBoard) the agent accepts.
     """
+    if tls is None:
+        check_plaintext_allowed(listen, "to serve plaintext gRPC")
     server = grpc.aio.server(options=rpc.SERVER_OPTIONS)
     status = _Health(rpc.add_health_and_reflection(server, [SERVICE_NAME]))
     host = listen.rpartition(":")[0]
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(listen, server_credentials(tls)) if tls is not None \
+            else server.add_insecure_port(listen)
     except RuntimeError as error:         # grpc's way of saying the address is taken
         raise OSError(f"cannot listen on {listen}: {error}") from None
     if port == 0:
@@ -96,8 +112,8 @@ async def start(board_url: str, listen: str, *, baud: int | None = None,
     connection = BoardConnection(board_url, baud=baud, timeout=timeout, max_backoff=max_backoff,
                                  on_change=status.set, link_options=link_options)
     service = AgentService(connection, session_idle_timeout=session_idle_timeout)
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(service, address=address),
-                                                      server)
+    servicer = AgentServicer(service, address=address, access=agent_access(coordinator))
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
     await status.set(False)                # until the board has said hello
     await server.start()
     await connection.start()
@@ -106,7 +122,8 @@ async def start(board_url: str, listen: str, *, baud: int | None = None,
 
 async def serve(board_url: str, listen: str, *, baud: int | None = None,
                 ready: Ready | None = None,
-                session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT) -> None:
+                session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT,
+                tls: TlsConfig | None = None, coordinator: Identity = COORDINATOR) -> None:
     """Serves until SIGINT or SIGTERM. ``ready`` None prints the ready line."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,7 +132,8 @@ async def serve(board_url: str, listen: str, *, baud: int | None = None,
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread
             loop.add_signal_handler(sig, stop.set)
             handled.append(sig)
-    agent = await start(board_url, listen, baud=baud, session_idle_timeout=session_idle_timeout)
+    agent = await start(board_url, listen, baud=baud, session_idle_timeout=session_idle_timeout,
+                        tls=tls, coordinator=coordinator)
     try:
         board_up = asyncio.ensure_future(agent.connection.wait_up())
         stopped = asyncio.ensure_future(stop.wait())
@@ -140,7 +158,9 @@ async def serve(board_url: str, listen: str, *, baud: int | None = None,
 
 def run(board_url: str, listen: str, *, baud: int | None = None,
         ready: Ready | None = None,
-        session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT) -> None:
+        session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT,
+        tls: TlsConfig | None = None, coordinator: Identity = COORDINATOR) -> None:
     """``serve`` on a new event loop; returns after SIGINT or SIGTERM."""
     asyncio.run(serve(board_url, listen, baud=baud, ready=ready,
-                      session_idle_timeout=session_idle_timeout))
+                      session_idle_timeout=session_idle_timeout, tls=tls,
+                      coordinator=coordinator))

@@ -1,7 +1,7 @@
 """The agent's gRPC servicer: requests in, AgentService calls, protobuf out.
 
-Conversion is ``migrate.convert``'s and error mapping ``rpc.map_errors``';
-nothing else happens here.
+Conversion is ``migrate.convert``'s, error mapping and authorization
+``rpc.map_errors``' (by ``ACCESS`` below); nothing else happens here.
 """
 
 from __future__ import annotations
@@ -12,18 +12,52 @@ from genode_cr import wire
 
 from .. import convert, errors
 from ..rpc import map_errors
+from ..security.access import ANY_PEER, AccessPolicy, Allowed
+from ..security.identity import COORDINATOR, Identity, Role
 from ..v1 import agent_pb2 as apb
 from ..v1 import agent_pb2_grpc
 from ..v1 import resources_pb2 as rpb
 from .service import AgentService
 
-__all__ = ["AgentServicer"]
+__all__ = ["ACCESS", "AgentServicer", "agent_access"]
+
+_ITS_COORDINATOR = frozenset({Role.COORDINATOR})
+
+#: Who may call what. Whoever may call an agent owns its board (a restore writes
+#: memory and capabilities), so everything but GetBoard is for the agent's own
+#: coordinator alone (``agent_access`` binds the coordinator role to it); people
+#: and scripts go through the coordinator. Health and reflection are open to
+#: every peer that passed the TLS handshake.
+ACCESS: dict[str, Allowed] = {
+    "GetBoard": ANY_PEER,
+    "ListComponents": _ITS_COORDINATOR,
+    "StartComponent": _ITS_COORDINATOR,
+    "PauseComponent": _ITS_COORDINATOR,
+    "ResumeComponent": _ITS_COORDINATOR,
+    "KillComponent": _ITS_COORDINATOR,
+    "StreamLogs": _ITS_COORDINATOR,
+    "Checkpoint": _ITS_COORDINATOR,
+    "BeginRestore": _ITS_COORDINATOR,
+    "StageCheckpoint": _ITS_COORDINATOR,
+    "GetStageStatus": _ITS_COORDINATOR,
+    "CommitRestore": _ITS_COORDINATOR,
+    "AbortRestore": _ITS_COORDINATOR,
+}
+
+
+def agent_access(coordinator: Identity = COORDINATOR) -> AccessPolicy:
+    """An agent's policy: ``coordinator`` is the one identity of the coordinator role it
+    accepts, and also who a plaintext loopback caller is."""
+    return AccessPolicy("AgentService", ACCESS, local=coordinator,
+                        bound={Role.COORDINATOR: coordinator})
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, service: AgentService, *, address: str = ""):
+    def __init__(self, service: AgentService, *, address: str = "",
+                 access: AccessPolicy | None = None):
         self.service = service
         self.address = address          # host:port we listen on, for GetBoard
+        self.access = access or agent_access()
 
     def _component(self, info) -> rpb.Component:  # type: ignore[no-untyped-def]
         return convert.component_to_pb(info, self.service.board_name)

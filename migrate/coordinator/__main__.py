@@ -20,10 +20,14 @@ def main() -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = load_coordinator_config(args.config)
+        run(config, ready=lambda address: print(f"coordinator listening on {address}",
+                                                flush=True))
     except MigrateError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    run(config, ready=lambda address: print(f"coordinator listening on {address}", flush=True))
+    except OSError as error:           # the listen address is taken
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,6 +1,11 @@
 """The coordinator's view of one board's agent: its gRPC calls as coroutines
 that return protobuf resources and raise our errors, each with a deadline.
 
+Every agent is reached over mutual TLS with the coordinator's certificate
+when the coordinator has one, and the handshake checks that the agent proves
+the identity its board is configured with; otherwise in plaintext (loopback
+only, checked by the configuration).
+
 Streams are explicit: ``checkpoint`` yields the parts exactly as the source
 agent sent them, and ``open_stage`` returns a writer for the target agent's
 client stream, so a move forwards page chunks one by one and never holds a
@@ -18,6 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from genode_cr.v1 import board_pb2 as bpb
 
 from .. import errors, rpc
+from ..security.identity import Identity, Role
+from ..security.tls import TlsConfig, channel_credentials, target_name_options
 from ..v1 import agent_pb2 as apb
 from ..v1 import agent_pb2_grpc
 from ..v1 import resources_pb2 as rpb
@@ -71,14 +78,26 @@ class StageWriter:
 
 
 class AgentClient:
-    def __init__(self, board: str, address: str, *, timeout: float = CALL_TIMEOUT):
+    """``tls``: the coordinator's own certificate, presented to the agent; ``identity``:
+    what the agent must prove (default agent/<board>). Without ``tls``, plaintext."""
+
+    def __init__(self, board: str, address: str, *, timeout: float = CALL_TIMEOUT,
+                 tls: TlsConfig | None = None, identity: Identity | None = None):
         self.board = board
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(address, options=rpc.CHANNEL_OPTIONS)
+        self.identity = identity
+        if tls is not None:
+            self.identity = identity or Identity(Role.AGENT, board)
+            self._channel = grpc.aio.secure_channel(
+                address, channel_credentials(tls),
+                options=rpc.CHANNEL_OPTIONS + target_name_options(self.identity))
+            self._target = f"agent of {board} at {address} ({self.identity})"
+        else:
+            self._channel = grpc.aio.insecure_channel(address, options=rpc.CHANNEL_OPTIONS)
+            self._target = f"agent of {board} at {address}"
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._target = f"agent of {board} at {address}"
 
     def __repr__(self) -> str:
         return f"<AgentClient {self.board} {self.address}>"

@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 
 from .. import errors
 from ..config import BoardConfig
+from ..security.tls import TlsConfig
 from ..v1 import resources_pb2 as rpb
 from .agents import AgentClient
 
@@ -56,8 +57,12 @@ class BoardState:
 
 
 class Fleet:
-    def __init__(self, boards: list[BoardConfig], *, poll_interval: float = POLL_INTERVAL):
-        self.boards = {b.name: BoardState(b.name, AgentClient(b.name, b.agent)) for b in boards}
+    def __init__(self, boards: list[BoardConfig], *, poll_interval: float = POLL_INTERVAL,
+                 tls: TlsConfig | None = None):
+        """``tls``: the coordinator's certificate, for mutual TLS with every agent."""
+        self.boards = {b.name: BoardState(b.name, AgentClient(
+            b.name, b.agent, tls=tls, identity=b.agent_identity if tls else b.identity))
+            for b in boards}
         self.poll_interval = poll_interval
         self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task] = []
@@ -100,6 +105,9 @@ class Fleet:
             else:
                 board.health = rpb.BOARD_HEALTH_NOT_SERVING
                 board.detail = board.info.health_detail or "the agent's board link is down"
+        except errors.Unauthenticated as error:
+            # The TLS handshake failed: whoever answers there is not the agent we trust.
+            board.health, board.detail = rpb.BOARD_HEALTH_UNREACHABLE, str(error)
         except errors.Unavailable as error:
             # The agent answers UNAVAILABLE itself when its board link is down.
             answered = await self._agent_answers(board)

@@ -5,6 +5,10 @@
 prints ``coordinator listening on HOST:PORT`` once it serves (and
 ``metrics on HOST:PORT`` when Prometheus metrics are configured). Unfinished
 moves in the journal are finished or rolled back as soon as it starts.
+
+With ``[tls]`` in its configuration it serves mutual TLS and reaches its
+agents with the same certificate; without, plaintext, and only if the listen
+address and every agent are on loopback (PlaintextRefused otherwise).
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import grpc
 
 from .. import rpc
 from ..config import CoordinatorConfig
+from ..security.tls import server_credentials
 from ..store import CheckpointStore, DiskPageStore, SqliteStore
 from ..v1 import coordinator_pb2, coordinator_pb2_grpc
 from .fleet import BoardState, Fleet
 from .metrics import CoordinatorMetrics
 from .moves import MoveEngine
 from .service import CoordinatorService
-from .servicer import CoordinatorServicer
+from .servicer import CoordinatorServicer, coordinator_access
 
 __all__ = ["Coordinator", "run", "serve"]
 
@@ -58,11 +63,13 @@ class Coordinator:
 
 
 async def start(config: CoordinatorConfig, *, poll_interval: float | None = None) -> Coordinator:
+    config.check_plaintext()
     config.state_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(config.state_dir / "coordinator.sqlite")
     pages = DiskPageStore(config.state_dir)
     metrics = CoordinatorMetrics()
-    fleet = Fleet(config.boards, **({"poll_interval": poll_interval} if poll_interval else {}))
+    fleet = Fleet(config.boards, tls=config.tls,
+                  **({"poll_interval": poll_interval} if poll_interval else {}))
     engine = MoveEngine(fleet, store, metrics=metrics)
     service = CoordinatorService(fleet, engine, CheckpointStore(store, pages),
                                  retention=config.retention)
@@ -75,10 +82,12 @@ async def start(config: CoordinatorConfig, *, poll_interval: float | None = None
     fleet.on_change(board_changed)
     server = grpc.aio.server(options=rpc.SERVER_OPTIONS)
     coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(
-        CoordinatorServicer(service, engine, config.move_defaults), server)
+        CoordinatorServicer(service, engine, config.move_defaults,
+                            access=coordinator_access(config.local_identity)), server)
     health = rpc.add_health_and_reflection(server, [SERVICE_NAME])
     host, _, _ = config.listen.rpartition(":")
-    port = server.add_insecure_port(config.listen)
+    port = server.add_secure_port(config.listen, server_credentials(config.tls)) \
+        if config.tls is not None else server.add_insecure_port(config.listen)
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
     await fleet.start()

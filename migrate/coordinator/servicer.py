@@ -1,5 +1,6 @@
 """The coordinator's gRPC servicer: requests in, domain calls, protobuf out.
-Errors are mapped by ``rpc.map_errors``; nothing else happens here."""
+Errors are mapped and callers authorized (by ``ACCESS`` below) by
+``rpc.map_errors``; nothing else happens here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import grpc
 
 from .. import errors
 from ..rpc import map_errors
+from ..security.access import OPERATORS, READERS, AccessPolicy, Allowed
+from ..security.identity import LOCAL_OPERATOR, Identity
 from ..v1 import coordinator_pb2 as cpb
 from ..v1 import coordinator_pb2_grpc
 from . import convert
@@ -14,7 +17,34 @@ from .model import MoveOptions
 from .moves import MoveEngine
 from .service import CoordinatorService
 
-__all__ = ["CoordinatorServicer"]
+__all__ = ["ACCESS", "CoordinatorServicer", "coordinator_access"]
+
+#: Who may call what: viewers read, operators also change the fleet. Agents and
+#: other coordinators call nothing here.
+ACCESS: dict[str, Allowed] = {
+    "ListBoards": READERS,
+    "ListComponents": READERS,
+    "StartComponent": OPERATORS,
+    "KillComponent": OPERATORS,
+    "StreamLogs": READERS,
+    "PlanMove": READERS,
+    "CreateMove": OPERATORS,
+    "GetMove": READERS,
+    "ListMoves": READERS,
+    "WatchMove": READERS,
+    "CancelMove": OPERATORS,
+    "CreateCheckpoint": OPERATORS,
+    "ListCheckpoints": READERS,
+    "GetCheckpoint": READERS,
+    "VerifyCheckpoint": READERS,
+    "DeleteCheckpoint": OPERATORS,
+    "RestoreCheckpoint": OPERATORS,
+}
+
+
+def coordinator_access(local: Identity = LOCAL_OPERATOR) -> AccessPolicy:
+    """The coordinator's policy; ``local``: who a plaintext loopback caller is."""
+    return AccessPolicy("CoordinatorService", ACCESS, local=local)
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -34,10 +64,12 @@ def _required(value: str, what: str) -> str:
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     def __init__(self, service: CoordinatorService, engine: MoveEngine,
-                 move_defaults: MoveOptions | None = None):
+                 move_defaults: MoveOptions | None = None, *,
+                 access: AccessPolicy | None = None):
         self.service = service
         self.engine = engine
         self.move_defaults = move_defaults or MoveOptions()
+        self.access = access or coordinator_access()
 
     def _options(self, message) -> MoveOptions:
         return convert.options_from_pb(message, self.move_defaults)

@@ -140,15 +140,19 @@ def assert_continues(before: list[int], after: list[int]) -> None:
 
 
 class AgentThread:
-    """A real agent (grpc.aio server) on its own event loop thread, and sync stubs to it."""
+    """A real agent (grpc.aio server) on its own event loop thread, and sync stubs to it.
 
-    def __init__(self, board_url: str, **options):
-        """``options`` go to migrate.agent.server.start (session_idle_timeout, ...)."""
+    Plaintext on loopback, unless ``options`` has ``tls`` (migrate.security.TlsConfig):
+    then the stubs speak mutual TLS with ``client_tls`` (the coordinator's, say)."""
+
+    def __init__(self, board_url: str, *, client_tls=None, **options):
+        """``options`` go to migrate.agent.server.start (session_idle_timeout, tls, ...)."""
         import grpc
         from grpc_health.v1 import health_pb2_grpc
 
         from migrate import rpc
         from migrate.agent.server import start
+        from migrate.security import channel_credentials, target_name_options
         from migrate.v1 import agent_pb2_grpc
 
         self.loop = asyncio.new_event_loop()
@@ -160,7 +164,12 @@ class AgentThread:
                                                                    "max_backoff": 0.5,
                                                                    **options}))
         self.address = self.agent.address
-        self.channel = grpc.insecure_channel(self.address, options=rpc.CHANNEL_OPTIONS)
+        if options.get("tls") is None:
+            self.channel = grpc.insecure_channel(self.address, options=rpc.CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.secure_channel(
+                self.address, channel_credentials(client_tls),
+                options=rpc.CHANNEL_OPTIONS + target_name_options(options["tls"].identity))
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -38,7 +38,8 @@ def test_python_m_migrate_agent_prints_its_ready_line_and_stops_on_sigterm(board
     a = boards("boardA")
     stderr = open(tmp_path / "agent.stderr", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "migrate.agent", "--board-url", a.url, "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "migrate.agent", "--board-url", a.url, "--listen", "127.0.0.1:0",
+         "--plaintext"],
         stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
     try:
         line = readline(process.stdout, DEADLINE)
@@ -75,7 +76,8 @@ def test_agent_without_its_board_serves_not_serving_and_stops_on_sigterm(tmp_pat
     board_port, agent_port = free_port(), free_port()    # nothing listens on board_port
     process = subprocess.Popen(
         [sys.executable, "-m", "migrate.agent", "--board-url",
-         f"socket://127.0.0.1:{board_port}", "--listen", f"127.0.0.1:{agent_port}"],
+         f"socket://127.0.0.1:{board_port}", "--listen", f"127.0.0.1:{agent_port}",
+         "--plaintext"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{agent_port}",
@@ -109,7 +111,7 @@ def test_listen_address_in_use_is_a_clear_error(boards):
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "migrate.agent", "--board-url", a.url,
-             "--listen", f"127.0.0.1:{port}"],
+             "--listen", f"127.0.0.1:{port}", "--plaintext"],
             capture_output=True, text=True, timeout=DEADLINE)
     assert result.returncode == 2, result
     assert "cannot listen on" in result.stderr and result.stdout == ""

@@ -1,5 +1,6 @@
 """A fleet as processes: board servers, an agent per board and a coordinator,
-each started as a user starts it, reached over real gRPC on loopback.
+each started as a user starts it, reached over real gRPC on loopback, every
+hop mutual TLS with certificates made once per session (``fleet_certs``).
 
 Every process is stopped at teardown (SIGTERM, then SIGKILL of its group),
 pass or fail; a test may kill or restart any of them.
@@ -20,11 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import grpc
 import pytest
 
 from genode_cr.emu import default_rom_dir
 from genode_cr.link import FaultProxy, Faults
 from migrate.client import CoordinatorClient
+from migrate.security import COORDINATOR, Identity, Role, channel_credentials
+from migrate.security import target_name_options
+from migrate.security.pki import LabCertificates, init_lab
 from migrate.v1 import resources_pb2 as rpb
 
 PYTHON = sys.executable
@@ -33,6 +38,11 @@ STARTUP_DEADLINE = 60.0
 MOVE_DEADLINE = 240.0
 
 COUNT = re.compile(r"^count (\d+) elapsed_ms (\d+)$")
+
+#: The identities of the session's certificates (fleet_certs).
+BOARDS = ("boardA", "boardB", "boardC")
+OPERATOR = Identity(Role.OPERATOR, "operator")
+VIEWER = Identity(Role.VIEWER, "viewer")
 
 
 def _readline(stream, timeout: float) -> str:
@@ -82,6 +92,8 @@ class Proc:
 class Fleet:
     directory: Path
     env: dict[str, str]
+    #: Every hop's certificates; None runs the fleet in plaintext on loopback.
+    certs: LabCertificates | None = None
     boards: dict[str, Proc] = field(default_factory=dict)
     agents: dict[str, Proc] = field(default_factory=dict)
     coordinator: Proc | None = None
@@ -122,9 +134,16 @@ class Fleet:
         return proc
 
     def start_agent(self, board: str, *, listen: str = "127.0.0.1:0") -> Proc:
+        if self.certs is None:
+            security = ["--plaintext"]
+        else:
+            identity = Identity(Role.AGENT, board)
+            security = ["--tls-ca", str(self.certs.ca),
+                        "--tls-cert", str(self.certs.cert(identity)),
+                        "--tls-key", str(self.certs.key(identity))]
         proc = self.spawn(f"agent-{board}", [
             PYTHON, "-m", "migrate.agent", "--board-url", self.boards[board].address,
-            "--listen", listen], r"listening on (\S+)")
+            "--listen", listen, *security], r"listening on (\S+)")
         self.agents[board] = proc
         return proc
 
@@ -145,6 +164,13 @@ class Fleet:
         lines = ["[coordinator]", 'listen = "127.0.0.1:0"',
                  f'state_dir = "{self.directory / "state"}"', "", "[moves]"]
         lines += [f"{key} = {json.dumps(value)}" for key, value in self.move_defaults.items()]
+        lines += ["", "[tls]"]
+        if self.certs is None:
+            lines.append("plaintext = true")
+        else:
+            lines += [f"ca = {json.dumps(str(self.certs.ca))}",
+                      f"cert = {json.dumps(str(self.certs.cert(COORDINATOR)))}",
+                      f"key = {json.dumps(str(self.certs.key(COORDINATOR)))}"]
         lines.append("")
         for name in self.agents:
             lines += ["[[boards]]", f'name = "{name}"',
@@ -159,11 +185,22 @@ class Fleet:
             r"coordinator listening on (\S+)")
         return self.coordinator
 
-    def client(self, timeout: float = 60.0) -> CoordinatorClient:
+    def client(self, timeout: float = 60.0, identity: Identity = OPERATOR) -> CoordinatorClient:
         assert self.coordinator is not None
-        client = CoordinatorClient(self.coordinator.address, timeout=timeout)
+        client = CoordinatorClient(self.coordinator.address, timeout=timeout,
+                                   tls=self.certs.tls(identity) if self.certs else None)
         self.clients.append(client)
         return client
+
+    def channel(self, address: str | None = None, identity: Identity = OPERATOR,
+                server: Identity = COORDINATOR, options=()) -> grpc.Channel:
+        """A raw gRPC channel (the coordinator's by default) as a generic client with
+        ``identity``'s certificate opens it, checking that the server is ``server``."""
+        address = address or self.coordinator.address
+        if self.certs is None:
+            return grpc.insecure_channel(address, options=list(options))
+        return grpc.secure_channel(address, channel_credentials(self.certs.tls(identity)),
+                                   options=[*target_name_options(server), *options])
 
     def wait_serving(self, *names: str, timeout: float = STARTUP_DEADLINE) -> None:
         client = self.client()
@@ -193,6 +230,13 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str,
         time.sleep(interval)
 
 
+@pytest.fixture(scope="session")
+def fleet_certs(tmp_path_factory) -> LabCertificates:
+    """A CA and certificates for the coordinator, the agents of BOARDS, an operator and a
+    viewer: made once (milliseconds), shared by every fleet of the session."""
+    return init_lab(tmp_path_factory.mktemp("certs"), boards=BOARDS)
+
+
 @pytest.fixture
 def fleet_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENODE_CR_", "MIGRATE_"))}
@@ -201,12 +245,14 @@ def fleet_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def fleet(tmp_path, fleet_env):
-    """make(boards=("boardA", "boardB"), baud=921600) -> a running Fleet."""
+def fleet(tmp_path, fleet_env, fleet_certs):
+    """make(boards=("boardA", "boardB"), baud=921600, plaintext=False) -> a running Fleet,
+    mutual TLS on every hop unless ``plaintext``."""
     fleets: list[Fleet] = []
 
-    def make(boards=("boardA", "boardB"), baud: int = 921600, proxied=()) -> Fleet:
-        f = Fleet(tmp_path, fleet_env)
+    def make(boards=("boardA", "boardB"), baud: int = 921600, proxied=(),
+             plaintext: bool = False) -> Fleet:
+        f = Fleet(tmp_path, fleet_env, None if plaintext else fleet_certs)
         fleets.append(f)
         for name in boards:
             f.start_board(name, baud=baud)

@@ -12,35 +12,38 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from migrate.v1 import coordinator_pb2, coordinator_pb2_grpc, resources_pb2 as rpb
 
+from migrate.security import Identity, Role
+
 from .conftest import wait_for
 
 
-def _services(address: str) -> set[str]:
-    with grpc.insecure_channel(address) as channel:
+def _services(f, address: str, server=None) -> set[str]:
+    with f.channel(address, **({"server": server} if server else {})) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         reply = next(iter(stub.ServerReflectionInfo(iter([request]), timeout=10)))
     return {s.name for s in reply.list_services_response.service}
 
 
-def _health(address: str, service: str = "") -> int:
-    with grpc.insecure_channel(address) as channel:
+def _health(f, address: str, service: str = "", server=None) -> int:
+    with f.channel(address, **({"server": server} if server else {})) as channel:
         return health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=10).status
 
 
 def test_health_and_reflection_on_coordinator_and_agents(fleet):
     f = fleet()
-    assert "migrate.v1.CoordinatorService" in _services(f.coordinator.address)
-    assert "grpc.health.v1.Health" in _services(f.coordinator.address)
-    assert _health(f.coordinator.address) == health_pb2.HealthCheckResponse.SERVING
-    agent = f.agents["boardA"].address
-    assert "migrate.v1.AgentService" in _services(agent)
-    assert _health(agent) == health_pb2.HealthCheckResponse.SERVING
+    assert "migrate.v1.CoordinatorService" in _services(f, f.coordinator.address)
+    assert "grpc.health.v1.Health" in _services(f, f.coordinator.address)
+    assert _health(f, f.coordinator.address) == health_pb2.HealthCheckResponse.SERVING
+    # Any peer with a certificate of the fleet's CA may read an agent's health.
+    agent, board_a = f.agents["boardA"].address, Identity(Role.AGENT, "boardA")
+    assert "migrate.v1.AgentService" in _services(f, agent, board_a)
+    assert _health(f, agent, server=board_a) == health_pb2.HealthCheckResponse.SERVING
     # The board goes away: the agent says so, and so does the coordinator's board list.
     f.boards["boardA"].kill()
-    wait_for(lambda: _health(agent) == health_pb2.HealthCheckResponse.NOT_SERVING, 30,
-             "the agent to report NOT_SERVING")
+    wait_for(lambda: _health(f, agent, server=board_a)
+             == health_pb2.HealthCheckResponse.NOT_SERVING, 30, "the agent to report NOT_SERVING")
     client = f.client()
     wait_for(lambda: next(b for b in client.list_boards() if b.name == "boardA").health
              == rpb.BOARD_HEALTH_NOT_SERVING, 30, "the coordinator to see boardA down")
@@ -48,9 +51,7 @@ def test_health_and_reflection_on_coordinator_and_agents(fleet):
 
 def test_oversized_and_malformed_requests_are_refused_and_the_server_lives(fleet):
     f = fleet()
-    address = f.coordinator.address
-    with grpc.insecure_channel(address, options=[
-            ("grpc.max_send_message_length", 64 << 20)]) as channel:
+    with f.channel(options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
         stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
         with pytest.raises(grpc.RpcError) as big:
             stub.StartComponent(coordinator_pb2.StartComponentRequest(

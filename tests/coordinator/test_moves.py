@@ -158,7 +158,7 @@ def test_raw_grpc_caller_sees_status_and_error_info(fleet):
     from migrate.v1 import coordinator_pb2, coordinator_pb2_grpc
 
     f = fleet()
-    with grpc.insecure_channel(f.coordinator.address) as channel:
+    with f.channel() as channel:
         stub = coordinator_pb2_grpc.CoordinatorServiceStub(channel)
         with pytest.raises(grpc.RpcError) as failure:
             stub.GetMove(coordinator_pb2.GetMoveRequest(id="nope"), timeout=10)

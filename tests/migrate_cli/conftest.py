@@ -24,6 +24,8 @@ from grpc_status import rpc_status
 
 from migrate import errors, rpc
 from migrate.cli import Settings, cli
+from migrate.security import TlsConfig, server_credentials
+from migrate.security.pki import LabCertificates, init_lab
 from migrate.v1 import coordinator_pb2 as pb
 from migrate.v1 import coordinator_pb2_grpc as pb_grpc
 from migrate.v1 import resources_pb2 as res
@@ -189,16 +191,29 @@ def _copy(move: res.Move) -> res.Move:
     return copy
 
 
-@pytest.fixture
-def fake_coordinator() -> Iterator[tuple[FakeCoordinator, str]]:
-    """(the fake, its host:port), served on a thread pool until the test ends."""
-    fake = FakeCoordinator()
+@pytest.fixture(scope="session")
+def cli_certs(tmp_path_factory) -> LabCertificates:
+    """A lab's certificates (`migrate certs init`'s), made once per session."""
+    return init_lab(tmp_path_factory.mktemp("certs"), boards=["boardA", "boardB"])
+
+
+def serve_fake(fake: FakeCoordinator, tls: TlsConfig | None = None) -> tuple[grpc.Server, str]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=rpc.SERVER_OPTIONS)
     pb_grpc.add_CoordinatorServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(tls)) if tls \
+        else server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def fake_coordinator() -> Iterator[tuple[FakeCoordinator, str]]:
+    """(the fake, its host:port), served in plaintext on a thread pool until the test ends.
+    The CLI's tests are about presentation; test_tls.py serves the fake over mutual TLS."""
+    fake = FakeCoordinator()
+    server, address = serve_fake(fake)
     try:
-        yield fake, f"127.0.0.1:{port}"
+        yield fake, address
     finally:
         fake.cancel_requested.set()
         server.stop(grace=None).wait(DEADLINE)
@@ -207,7 +222,7 @@ def fake_coordinator() -> Iterator[tuple[FakeCoordinator, str]]:
 @pytest.fixture
 def xdg(tmp_path, monkeypatch) -> Path:
     """A private XDG state and config home (and no MIGRATE_* from the caller)."""
-    for name in ("MIGRATE_CONFIG", "MIGRATE_COORDINATOR"):
+    for name in ("MIGRATE_CONFIG", "MIGRATE_COORDINATOR", "MIGRATE_TLS_DIR", "MIGRATE_IDENTITY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

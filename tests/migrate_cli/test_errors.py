@@ -30,6 +30,9 @@ CASES = [
     (errors.DowntimeOvershoot("300 ms cannot be met"), 4),
     (errors.Unavailable("agent boardB does not answer"), 5),
     (errors.DataLoss("page 1a2b does not match its digest"), 6),
+    (errors.PermissionDenied("spiffe://genode-migrate/viewer/ci may not call "
+                             "CoordinatorService.CreateMove; allowed: operator"), 7),
+    (errors.Unauthenticated("the peer's certificate carries no genode-migrate identity"), 7),
     (errors.Cancelled("cancelled"), 1),
     (errors.InternalError("bug"), 1),
     (cr_errors.UnknownComponent("no component 'x' on boardA"), 3),
@@ -79,7 +82,7 @@ def test_local_errors_map_too():
 def test_every_code_is_documented_in_the_help(migrate):
     result = migrate("--help")
     assert result.exit_code == 0
-    for code in (0, 1, 2, 3, 4, 5, 6, 130):
+    for code in (0, 1, 2, 3, 4, 5, 6, 7, 130):
         assert f"\n  {code} " in EXIT_CODES
     assert "Exit codes:" in result.stdout and "130" in result.stdout
 

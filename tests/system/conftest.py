@@ -2,7 +2,8 @@
 
 The boards run in the guests (deploy/qemu image, migrate/qemu.py launcher);
 each agent sees only its board's serial line, a TCP chardev on loopback, as it
-would on hardware. The fleet is booted once per session (a TCG boot takes
+would on hardware. Every gRPC hop is mutual TLS (certificates from
+migrate.security.pki, made once per session). The fleet is booted once per session (a TCG boot takes
 seconds) and repaired before each test: a test may kill or pause a VM, and
 the next one finds both boards serving and no components left.
 
@@ -29,6 +30,8 @@ import pytest
 from genode_cr.emu import default_rom_dir
 from migrate.client import CoordinatorClient
 from migrate.qemu import QEMU, QemuBoard, default_image_dir
+from migrate.security import COORDINATOR, Identity, Role
+from migrate.security.pki import LabCertificates, init_lab
 from migrate.v1 import resources_pb2 as rpb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +89,7 @@ class QemuFleet:
     directory: Path
     env: dict[str, str]
     image_dir: Path
+    certs: LabCertificates
     vms: dict[str, QemuBoard] = field(default_factory=dict)
     agents: dict[str, Proc] = field(default_factory=dict)
     coordinator: Proc | None = None
@@ -129,16 +133,21 @@ class QemuFleet:
         self.boot_seconds.append(self.vms[name].wait_ready(BOOT_DEADLINE))
 
     def start_agent(self, name: str) -> Proc:
+        identity = Identity(Role.AGENT, name)
         proc = self.spawn(f"agent-{name}", [
             PYTHON, "-m", "migrate.agent", "--board-url", self.vms[name].uart_url,
-            "--listen", "127.0.0.1:0"], r"agent for \S+ listening on (\S+)")
+            "--listen", "127.0.0.1:0", "--tls-ca", str(self.certs.ca),
+            "--tls-cert", str(self.certs.cert(identity)),
+            "--tls-key", str(self.certs.key(identity))], r"agent for \S+ listening on (\S+)")
         self.agents[name] = proc
         return proc
 
     def start_coordinator(self) -> Proc:
         config = self.directory / "coordinator.toml"
         lines = ["[coordinator]", 'listen = "127.0.0.1:0"',
-                 f'state_dir = "{self.directory / "state"}"', ""]
+                 f'state_dir = "{self.directory / "state"}"', "", "[tls]",
+                 f'ca = "{self.certs.ca}"', f'cert = "{self.certs.cert(COORDINATOR)}"',
+                 f'key = "{self.certs.key(COORDINATOR)}"', ""]
         for name, agent in self.agents.items():
             lines += ["[[boards]]", f'name = "{name}"', f'agent = "{agent.address}"', ""]
         config.write_text("\n".join(lines))
@@ -149,9 +158,15 @@ class QemuFleet:
 
     def client(self, timeout: float = 60.0) -> CoordinatorClient:
         assert self.coordinator is not None
-        client = CoordinatorClient(self.coordinator.address, timeout=timeout)
+        client = CoordinatorClient(self.coordinator.address, timeout=timeout,
+                                   tls=self.certs.tls(Identity(Role.OPERATOR, "operator")))
         self.clients.append(client)
         return client
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a `migrate` command run against this fleet as its operator."""
+        return {**os.environ, "MIGRATE_TLS_DIR": str(self.certs.directory),
+                "MIGRATE_IDENTITY": "operator/operator"}
 
     def health(self, name: str) -> int:
         client = self.clients[0] if self.clients else self.client()
@@ -220,7 +235,8 @@ def qemu_session(tmp_path_factory, qemu_image):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENODE_CR_", "MIGRATE_"))}
     env["GENODE_CR_ROM_DIR"] = str(default_rom_dir())
     env["PYTHONUNBUFFERED"] = "1"
-    fleet = QemuFleet(tmp_path_factory.mktemp("qemu-fleet"), env, image_dir)
+    certs = init_lab(tmp_path_factory.mktemp("qemu-certs"), boards=BOARDS)
+    fleet = QemuFleet(tmp_path_factory.mktemp("qemu-fleet"), env, image_dir, certs)
     try:
         for name in BOARDS:
             fleet.boot(name)

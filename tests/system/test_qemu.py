@@ -19,7 +19,6 @@ import time
 
 import pytest
 
-from migrate.client import CoordinatorClient
 from migrate.v1 import resources_pb2 as rpb
 
 from .conftest import MOVE_DEADLINE, counts, wait_for
@@ -44,7 +43,7 @@ class Follower:
 
     def __init__(self, fleet, name: str):
         self.lines: list[rpb.LogLine] = []
-        self._client = CoordinatorClient(fleet.coordinator.address)
+        self._client = fleet.client(timeout=30.0)
         self._stream = self._client.stream_logs(name, follow=True)
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -93,7 +92,7 @@ def test_counter_moves_to_the_other_vm_and_back(qemu_fleet, record_property):
             [sys.executable, "-m", "migrate.cli", "--coordinator",
              qemu_fleet.coordinator.address, "-o", "json", "move", "counter",
              "--from", "boardA", "--to", "boardB", "--max-downtime", "5000"],
-            capture_output=True, text=True, timeout=MOVE_DEADLINE)
+            capture_output=True, text=True, timeout=MOVE_DEADLINE, env=qemu_fleet.cli_env())
         assert typed.returncode == 0, typed.stdout + typed.stderr
         there = client.get_move(json.loads(typed.stdout)["move"]["id"])
         assert there.phase == rpb.MOVE_PHASE_DONE, there.error
