@@ -172,20 +172,20 @@ def seeds(count: int, base: int) -> list[int]:
     return [base + i for i in range(count)]
 
 
-@pytest.mark.parametrize("seed", seeds(12, 1000))
-def test_restore_at_random_instants_continues_exactly(seed, rom_dir):
+def check_seed(seed: int, rom_dir) -> None:
     trial = Trial.draw(seed)
     try:
         run_trial(trial, rom_dir)
     except BaseException as error:
         raise AssertionError(f"{trial}: {error}") from error
+
+
+@pytest.mark.parametrize("seed", seeds(12, 1000))
+def test_restore_at_random_instants_continues_exactly(seed, rom_dir):
+    check_seed(seed, rom_dir)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", seeds(120, 50_000))
 def test_restore_at_random_instants_continues_exactly_long(seed, rom_dir):
-    trial = Trial.draw(seed)
-    try:
-        run_trial(trial, rom_dir)
-    except BaseException as error:
-        raise AssertionError(f"{trial}: {error}") from error
+    check_seed(seed, rom_dir)

@@ -79,12 +79,7 @@ static unsigned next_random(void)
 
 static unsigned setting(const char *key, unsigned dflt, unsigned min, unsigned max)
 {
-	int value = config_int(key, (int)dflt);
-	if (value < (int)min || (unsigned)value > max) {
-		log("kvstore: %s=%d is outside %u..%u, using %u", key, value, min, max, dflt);
-		return dflt;
-	}
-	return (unsigned)value;
+	return config_uint("kvstore", key, dflt, min, max);
 }
 
 static void configure(void)

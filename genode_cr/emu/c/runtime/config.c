@@ -109,6 +109,17 @@ int config_int(const char *key, int dflt)
 	return result;
 }
 
+unsigned config_uint(const char *who, const char *key, unsigned dflt, unsigned min,
+                     unsigned max)
+{
+	int value = config_int(key, (int)dflt);
+	if (value < (int)min || (unsigned)value > max) {
+		log("%s: %s=%d is outside %u..%u, using %u", who, key, value, min, max, dflt);
+		return dflt;
+	}
+	return (unsigned)value;
+}
+
 unsigned config_str(const char *key, char *buf, unsigned size)
 {
 	const char *value;

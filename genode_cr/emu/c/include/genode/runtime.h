@@ -114,6 +114,10 @@ void entrypoint_serve(struct entrypoint *ep);   /* never returns */
  * the module the restore recreated. */
 unsigned config_init(void);        /* E_OK, or why there is no config */
 int      config_int(const char *key, int dflt);
+/* The value of key if it lies in min..max; else dflt, after logging
+ * "<who>: key=value is outside min..max, using dflt". */
+unsigned config_uint(const char *who, const char *key, unsigned dflt, unsigned min,
+                     unsigned max);
 /* Copies the value of key into buf (NUL-terminated, truncated to size - 1);
  * returns 1 if the key is set, 0 otherwise (buf untouched). */
 unsigned config_str(const char *key, char *buf, unsigned size);
