@@ -552,6 +552,101 @@ def restore(settings: Settings, checkpoint_id: str, target: str, name: str) -> N
           f"{r.threads} threads started")
 
 
+# --- the audit log -----------------------------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Since(click.ParamType):
+    """A duration back from now (30s, 10m, 2h, 7d) or a local time (2025-05-01T10:00)."""
+
+    name = "DURATION|TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        unit = _DURATION_UNITS.get(text[-1:].lower())
+        if unit is not None and text[:-1].replace(".", "", 1).isdigit():
+            return datetime.now().timestamp() - float(text[:-1]) * unit
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            self.fail(f"{text!r} is neither a duration (30s, 10m, 2h, 7d) nor a time "
+                      "(2025-05-01T10:00)", param, ctx)
+
+
+def _audit_time(event: Any) -> str:
+    return datetime.fromtimestamp(event.time.seconds + event.time.nanos / 1e9
+                                  ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _who(value: str) -> str:
+    """An identity as the log keeps it (its URI) from ``role/name`` or the URI."""
+    try:
+        return parse_identity(value).uri if value else ""
+    except InvalidIdentity as error:
+        raise click.BadParameter(str(error), param_hint="--who") from None
+
+
+@cli.group(context_settings=CONTEXT, invoke_without_command=True, epilog=EXIT_CODES)
+@click.option("--since", type=Since(), metavar="DURATION|TIME",
+              help="Only events since then: a duration back from now (30s, 10m, 2h, 7d) or "
+                   "a local time (2025-05-01T10:00).")
+@click.option("--who", default="", metavar="ID",
+              help="Only the calls of this identity (role/name or its URI).")
+@click.option("--method", default="", metavar="RPC", help="Only this call (e.g. CreateMove).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="At most this many, the newest.")
+@_output_option()
+@click.pass_context
+def audit(ctx: click.Context, since: float | None, who: str, method: str, limit: int) -> None:
+    """Who changed the fleet, and who was refused: the coordinator's audit log,
+    oldest first. `audit verify` checks that it was not altered."""
+    if ctx.invoked_subcommand:
+        return
+    settings: Settings = ctx.obj
+    with settings.client() as c:
+        found = c.list_audit_events(identity=_who(who), method=method, since=since,
+                                    limit=limit)
+    found.reverse()                           # the newest page, read top to bottom
+    _emit(settings, {"events": [message_dict(e) for e in found]}, lambda: table(
+        ["SEQ", "TIME", "WHO", "METHOD", "ARGUMENTS", "OUTCOME", "RESOURCE"],
+        [[str(e.seq), _audit_time(e), e.identity or f"(none) {e.peer}", e.method,
+          " ".join(f"{k}={v}" for k, v in sorted(e.arguments.items())) or "-",
+          e.outcome + (f": {_one_line(e.detail)[:80]}" if e.detail else ""),
+          e.resource or "-"] for e in found]))
+
+
+@_command(audit, "verify")
+@click.option("--db", "db_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Verify a coordinator's store file here (coordinator.sqlite in its "
+                   "state_dir) instead of asking the coordinator.")
+def audit_verify(settings: Settings, db_file: str | None) -> None:
+    """Recompute the audit log's hash chain: the first altered row, if any.
+
+    Prints the head (last seq and hash): kept elsewhere, it shows later that the
+    rows up to it are unchanged.
+    """
+    if db_file:
+        from .store.audit import verify_file
+        found = verify_file(db_file)
+        ok, events, broken, detail = found.ok, found.events, found.first_broken_seq, found.detail
+        head_seq, head_hash = found.head_seq, found.head_hash
+    else:
+        with settings.client() as c:
+            answer = c.verify_audit_log()
+        ok, events, broken, detail = (answer.ok, answer.events, answer.first_broken_seq,
+                                      answer.detail)
+        head_seq, head_hash = answer.head_seq, answer.head_hash
+    _emit(settings, {"ok": ok, "events": events, "first_broken_seq": broken, "detail": detail,
+                     "head_seq": head_seq, "head_hash": head_hash.hex()},
+          f"{'ok' if ok else 'BROKEN'}: {detail}\nhead: {head_seq} {head_hash.hex()}")
+    if not ok:
+        raise OperationFailed(f"the audit log was altered at row {broken}: {detail}",
+                              reason="AUDIT_BROKEN", emitted=True)
+
+
 # --- the service's processes -------------------------------------------------------------------
 
 def _serve_logging(settings: Settings) -> None:
@@ -573,21 +668,35 @@ def _serve_logging(settings: Settings) -> None:
 @click.option("--plaintext", is_flag=True,
               help="No TLS: serve on a loopback address only (every local caller counts as "
                    "the coordinator).")
+@click.option("--signing-key", metavar="FILE",
+              help="Sign streamed checkpoints with this Ed25519 key (<role>-<name>.signing.key).")
+@click.option("--trusted-signers", "trusted", metavar="DIR", multiple=True,
+              help="Stage checkpoints signed by any *.signing.pub in DIR (repeatable).")
+@click.option("--trusted-signer", "trusted_files", metavar="FILE", multiple=True,
+              help="Stage checkpoints signed by this public key (repeatable).")
+@click.option("--allow-unsigned", is_flag=True,
+              help="With --plaintext only: stage unsigned checkpoints too.")
 @click.pass_obj
 def agent(settings: Settings, board_url: str, listen: str, baud: int | None,
           tls_ca: str | None, tls_cert: str | None, tls_key: str | None,
-          coordinator_identity: str, plaintext: bool) -> None:
+          coordinator_identity: str, plaintext: bool, signing_key: str | None,
+          trusted: tuple[str, ...], trusted_files: tuple[str, ...],
+          allow_unsigned: bool) -> None:
     """Run a board's agent until SIGTERM or Ctrl-C.
 
     Serves mutual TLS (--tls-ca, --tls-cert, --tls-key), or plaintext on loopback when
-    asked for (--plaintext). Prints "agent for BOARD listening on HOST:PORT" once it
-    serves and the board answered.
+    asked for (--plaintext). Signs the checkpoints it streams (--signing-key) and stages
+    only checkpoints signed by a trusted signer (--trusted-signers, --trusted-signer).
+    Prints "agent for BOARD listening on HOST:PORT" once it serves and the board answered.
     """
-    from .agent.server import run as run_agent
+    from .agent.server import run as run_agent, signing_from_flags
     tls = tls_from_flags(tls_ca, tls_cert, tls_key, plaintext=plaintext)
     coordinator = _identity_option("--coordinator-identity", coordinator_identity)
+    signer, trusted_signers = signing_from_flags(signing_key, [*trusted, *trusted_files],
+                                                 allow_unsigned, tls)
     _serve_logging(settings)
-    run_agent(board_url, listen, baud=baud, tls=tls, coordinator=coordinator)
+    run_agent(board_url, listen, baud=baud, tls=tls, coordinator=coordinator, signer=signer,
+              trusted=trusted_signers, allow_unsigned=allow_unsigned)
 
 
 @cli.command("coordinator", epilog=EXIT_CODES)

@@ -105,7 +105,8 @@ class CoordinatorClient:
         finally:
             call.cancel()
 
-    def _pages(self, method: str, request: pb.ListMovesRequest | pb.ListCheckpointsRequest,
+    def _pages(self, method: str, request: pb.ListMovesRequest | pb.ListCheckpointsRequest
+               | pb.ListAuditEventsRequest,
                field: str, limit: int | None) -> list:
         items: list = []
         while limit is None or len(items) < limit:
@@ -201,3 +202,17 @@ class CoordinatorClient:
         request = pb.RestoreCheckpointRequest(id=checkpoint_id, target_board=target_board,
                                               name=name)
         return self._call("RestoreCheckpoint", request, self.transfer_timeout)
+
+    # --- the audit log ------------------------------------------------------------------
+
+    def list_audit_events(self, *, identity: str = "", method: str = "",
+                          since: float | None = None, limit: int | None = None
+                          ) -> list[pb.AuditEvent]:
+        """Audit events, newest first, at most ``limit``; ``since``: unix time."""
+        request = pb.ListAuditEventsRequest(identity=identity, method=method)
+        if since is not None:
+            request.since.FromNanoseconds(int(since * 1e9))
+        return self._pages("ListAuditEvents", request, "events", limit)
+
+    def verify_audit_log(self) -> pb.VerifyAuditLogResponse:
+        return self._call("VerifyAuditLog", pb.VerifyAuditLogRequest(), self.transfer_timeout)

@@ -26,6 +26,10 @@ Coordinator file::
     key = "coordinator-coordinator.key"
     # or: plaintext = true (loopback only) and local_identity = "operator/local"
 
+    [signing]                           # signed checkpoints (docs/security.md)
+    key = "coordinator-coordinator.signing.key"   # signs what the coordinator stores
+    trusted = ["."]                     # the agents' *.signing.pub: files or directories
+
     [moves]                             # defaults for moves that leave them unset
     max_downtime_ms = 300
     on_overshoot = "abort"              # or "accept"
@@ -64,6 +68,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError
 from .security.identity import (COORDINATOR, LOCAL_OPERATOR, Identity, InvalidIdentity, Role,
                                 parse_identity)
+from .security.signing import Signer, TrustedSigners
 from .security.tls import TlsConfig, check_plaintext_allowed
 
 if TYPE_CHECKING:
@@ -118,6 +123,10 @@ class CoordinatorConfig:
     tls: TlsConfig | None = None
     #: Who a plaintext (loopback) caller is.
     local_identity: Identity = LOCAL_OPERATOR
+    #: [signing] key: signs the checkpoints the coordinator stores; None: it does not sign.
+    signer: Signer | None = None
+    #: [signing] trusted: the agents whose checkpoints it accepts; None: it does not check.
+    trusted_signers: TrustedSigners | None = None
 
     def check_plaintext(self) -> None:
         """Without TLS, the listen address and every agent must be on loopback."""
@@ -224,6 +233,32 @@ def _tls(path: Path, section: object, *, extra: tuple[str, ...] = ()
         raise ConfigError(f"{path}: [tls]: {error}") from None
 
 
+def _signing(path: Path, section: object, tls: TlsConfig | None
+             ) -> tuple[Signer | None, TrustedSigners | None]:
+    """The [signing] table: key (signs as the [tls] certificate's identity, else as the
+    key file's name says) and trusted (a path or a list of them), relative to the file."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [signing] must be a table")
+    unknown = set(section) - {"key", "trusted"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown [signing] keys {sorted(unknown)}")
+    trusted = section.get("trusted", [])
+    if isinstance(trusted, str):
+        trusted = [trusted]
+    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+        raise ConfigError(f"{path}: [signing] trusted must be a path or a list of paths")
+    try:
+        signer = None
+        if "key" in section:
+            signer = Signer.from_file(path.parent / Path(str(section["key"])).expanduser(),
+                                      tls.identity if tls is not None else None)
+        signers = TrustedSigners.load(path.parent / Path(t).expanduser() for t in trusted) \
+            if trusted else None
+    except ConfigError as error:
+        raise ConfigError(f"{path}: [signing]: {error}") from None
+    return signer, signers
+
+
 def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
     path = Path(path)
     data = _read(path)
@@ -250,6 +285,7 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
                           "it goes with plaintext = true")
     local = _identity(path, "[tls] local_identity", tls_section["local_identity"]) \
         if "local_identity" in tls_section else LOCAL_OPERATOR
+    signer, trusted = _signing(path, data["signing"], tls) if "signing" in data else (None, None)
     config = CoordinatorConfig(
         listen=str(section.get("listen", DEFAULT_COORDINATOR)),
         state_dir=state_dir,
@@ -259,6 +295,8 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
         move_defaults=_move_defaults(path, data.get("moves", {})),
         tls=tls,
         local_identity=local,
+        signer=signer,
+        trusted_signers=trusted,
     )
     try:
         config.check_plaintext()

@@ -17,6 +17,7 @@ from genode_cr.model import ComponentInfo
 from genode_cr.v1 import board_pb2 as bpb
 
 from . import errors
+from .security.signing import Signature
 from .v1 import agent_pb2 as apb
 from .v1 import resources_pb2 as rpb
 
@@ -29,6 +30,8 @@ __all__ = [
     "component_to_pb",
     "log_batch_to_pb",
     "log_line_to_pb",
+    "signature_from_pb",
+    "signature_to_pb",
     "stage_parts_from_pb",
     "stage_request",
 ]
@@ -85,8 +88,25 @@ def log_batch_to_pb(batch: bpb.LogLines, board: str) -> apb.AgentServiceStreamLo
         next_index=batch.next_index)
 
 
-def checkpoint_part_to_pb(part: CheckpointPart) -> apb.AgentServiceCheckpointResponse:
+def checkpoint_part_to_pb(part: CheckpointPart | Signature
+                          ) -> apb.AgentServiceCheckpointResponse:
+    """A part of an agent's Checkpoint stream, its signature (after the end) included."""
+    if isinstance(part, Signature):
+        return apb.AgentServiceCheckpointResponse(signature=signature_to_pb(part))
     return apb.AgentServiceCheckpointResponse(**{_PART_FIELD[type(part)]: part})
+
+
+def signature_to_pb(signature: Signature) -> rpb.CheckpointSignature:
+    return rpb.CheckpointSignature(signer=signature.signer.uri, algorithm=signature.algorithm,
+                                   signature=signature.value)
+
+
+def signature_from_pb(message: rpb.CheckpointSignature) -> Signature | None:
+    """None for an empty (absent) signature; CheckpointSignerUnknown for a signer that is
+    not an identity URI."""
+    if not message.signer and not message.signature and not message.algorithm:
+        return None
+    return Signature.parse(message.signer, message.algorithm, message.signature)
 
 
 def checkpoint_part_from_pb(message: apb.AgentServiceCheckpointResponse

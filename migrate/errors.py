@@ -20,7 +20,8 @@ at the end.
      ├─ PreconditionFailed     the fleet is not in a state that allows it FAILED_PRECONDITION
      │   ├─ PreflightFailed    a move's checks failed (names the check)
      │   ├─ Fenced             a stale owner acted on a component
-     │   └─ DowntimeOvershoot  the downtime budget cannot be met
+     │   ├─ DowntimeOvershoot  the downtime budget cannot be met
+     │   └─ UntrustedCheckpoint a checkpoint's signature is missing, unknown or wrong
      ├─ Unavailable            a board or agent cannot be reached now     UNAVAILABLE
      ├─ DataLoss               a stored or streamed checkpoint is damaged DATA_LOSS
      ├─ Cancelled              the operation was cancelled                CANCELLED
@@ -45,6 +46,10 @@ __all__ = [
     "PreflightFailed",
     "Fenced",
     "DowntimeOvershoot",
+    "UntrustedCheckpoint",
+    "CheckpointUnsigned",
+    "CheckpointSignerUnknown",
+    "CheckpointSignatureInvalid",
     "Unavailable",
     "DataLoss",
     "Cancelled",
@@ -132,6 +137,28 @@ class Fenced(PreconditionFailed):
 
 class DowntimeOvershoot(PreconditionFailed):
     reason = "DOWNTIME_OVERSHOOT"
+
+
+class UntrustedCheckpoint(PreconditionFailed):
+    """A checkpoint whose origin is not proven: refused before it reaches a board.
+
+    FAILED_PRECONDITION, not PERMISSION_DENIED: the caller may make the call; it is
+    the checkpoint that is not acceptable until the trust configuration (or the
+    checkpoint) changes. Retrying does not help. The subclasses' reasons say why."""
+
+    reason = "UNTRUSTED_CHECKPOINT"
+
+
+class CheckpointUnsigned(UntrustedCheckpoint):
+    reason = "CHECKPOINT_UNSIGNED"
+
+
+class CheckpointSignerUnknown(UntrustedCheckpoint):
+    reason = "CHECKPOINT_SIGNER_UNKNOWN"
+
+
+class CheckpointSignatureInvalid(UntrustedCheckpoint):
+    reason = "CHECKPOINT_SIGNATURE_INVALID"
 
 
 class Unavailable(MigrateError):

@@ -306,7 +306,9 @@ def _coordinator_toml(lab: Lab) -> str:
         stem = Path(lab.tls_dir) / Identity(Role.COORDINATOR, "coordinator").file_stem
         lines += [f"ca = {_toml_string(str(Path(lab.tls_dir) / 'ca.crt'))}",
                   f"cert = {_toml_string(str(stem) + '.crt')}",
-                  f"key = {_toml_string(str(stem) + '.key')}", ""]
+                  f"key = {_toml_string(str(stem) + '.key')}", "",
+                  "[signing]", f"key = {_toml_string(str(stem) + '.signing.key')}",
+                  f"trusted = [{_toml_string(str(lab.tls_dir))}]", ""]
     else:
         lines += ["plaintext = true", ""]
     for board in lab.boards:
@@ -420,10 +422,13 @@ def _bring_up(lab: Lab, ready_deadline: float, say: Report) -> None:
 
 def _agent_security(lab: Lab, board: str) -> list[str]:
     if not lab.tls_dir:
-        return ["--plaintext"]
+        return ["--plaintext", "--allow-unsigned"]
     stem = Path(lab.tls_dir) / Identity(Role.AGENT, board).file_stem
+    # Every agent signs what it streams and trusts the lab's signing keys (the
+    # coordinator's and every agent's public key, all in the lab's directory).
     return ["--tls-ca", str(Path(lab.tls_dir) / "ca.crt"), "--tls-cert", f"{stem}.crt",
-            "--tls-key", f"{stem}.key"]
+            "--tls-key", f"{stem}.key", "--signing-key", f"{stem}.signing.key",
+            "--trusted-signers", str(lab.tls_dir)]
 
 
 def lab_client(lab: Lab, identity: Identity = LAB_OPERATOR, *, timeout: float = 30.0

@@ -9,7 +9,10 @@ Authorization happens here too, once per call: before a method runs,
 ``map_errors`` asks the servicer's ``access`` policy (migrate.security.access)
 whether the peer's certificate identity may call it, refuses with
 PERMISSION_DENIED or UNAUTHENTICATED, and records the identity for the call
-(``migrate.security.current_caller``).
+(``migrate.security.current_caller``). Then the request is held to the bounds
+of ``migrate.limits`` (a client stream message by message), and when the call
+has ended, the servicer's ``auditor`` (migrate.security.audit), if it has one,
+records it: so no servicer method can skip a check or its audit record.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from . import errors
+from google.protobuf.message import Message
+
+from . import errors, limits
+from .limits import MAX_MESSAGE_BYTES
 from .security.identity import Identity, peer_identity, set_caller
 
 __all__ = [
@@ -38,6 +44,9 @@ __all__ = [
     "CHANNEL_OPTIONS",
     "map_errors",
     "authorize",
+    "DecodeRequests",
+    "Undecodable",
+    "server_interceptors",
     "error_from_rpc",
     "client_errors",
     "add_health_and_reflection",
@@ -47,10 +56,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Every message we send is a chunk of pages or smaller (16 compressed pages
-#: stay far below 1 MiB); anything larger is refused by gRPC itself.
-MAX_MESSAGE_BYTES = 4 << 20
 
 # SO_REUSEPORT is on by default in gRPC: a second server would bind our port
 # silently and steal connections.
@@ -72,6 +77,46 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+
+
+class Undecodable:
+    """What a request that did not parse becomes (``DecodeRequests``): the method's
+    edge (``map_errors``) refuses it as a RequestError, after authorizing the caller."""
+
+    def __init__(self, error: Exception, size: int):
+        self.error, self.size = error, size
+
+    def refusal(self, method: str) -> errors.RequestError:
+        return errors.RequestError(f"the {method} request ({self.size} bytes) is not a valid "
+                                   f"message: {self.error}")
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as error:  # noqa: BLE001 - DecodeError, or anything a parser raises
+            return Undecodable(error, len(data))
+    return parse
+
+
+class DecodeRequests(grpc.aio.ServerInterceptor):
+    """Lets a request that does not parse reach our edge instead of gRPC's, which would
+    end the call UNKNOWN and log a traceback: it becomes INVALID_ARGUMENT, audited like
+    any bad request. Only our services' methods (``migrate.v1``)."""
+
+    async def intercept_service(self, continuation,  # type: ignore[no-untyped-def]
+                                handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None \
+                or not handler_call_details.method.startswith("/migrate.v1."):
+            return handler
+        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """What every server of ours is built with (``grpc.aio.server(interceptors=...)``)."""
+    return [DecodeRequests()]
 
 
 def status_for(error: BaseException) -> status_pb2.Status:
@@ -117,32 +162,95 @@ def authorize(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> 
     return identity
 
 
+class _Call:
+    """One call at the edge: who made it, and its audit record when it ends."""
+
+    def __init__(self, servicer: Any, method: str, request: Any,
+                 context: grpc.aio.ServicerContext):
+        self.servicer, self.method, self.request, self.context = servicer, method, request, context
+        self.identity: Identity | None = None
+
+    def begin(self) -> Any:
+        """Authorizes the caller; the request to serve, bounded (``migrate.limits``)."""
+        self.identity = authorize(self.servicer, self.method, self.context)
+        if isinstance(self.request, Undecodable):
+            raise self.request.refusal(self.method)
+        if isinstance(self.request, Message):
+            limits.check_request(self.request)
+            return self.request
+        return limits.bounded_stream(_decoded(self.request, self.method), self.method)
+
+    def end(self, outcome: str, detail: str = "", response: Any = None,
+            error: BaseException | None = None) -> None:
+        auditor = getattr(self.servicer, "auditor", None)
+        if auditor is None:
+            return
+        refused_as = ""
+        if isinstance(error, errors.PermissionDenied):
+            refused_as = error.metadata.get("identity", "")
+        auditor.record(self.method, identity=self.identity, peer=self.context.peer() or "",
+                       request=self.request, outcome=outcome, detail=detail,
+                       response=response, refused_as=refused_as)
+
+    def failed(self, error: BaseException) -> None:
+        self.end(errors.reason_of(error), str(error) or type(error).__name__, error=error)
+
+    def aborted(self) -> None:
+        code = self.context.code() if callable(getattr(self.context, "code", None)) else None
+        self.end(getattr(code, "name", None) or "ABORTED", self.context.details() or "")
+
+
+async def _decoded(requests: Any, method: str) -> Any:
+    """A client stream's messages; RequestError at the first that did not parse."""
+    async for request in requests:
+        if isinstance(request, Undecodable):
+            raise request.refusal(method)
+        yield request
+
+
 def map_errors(method: F) -> F:
     """Wraps a servicer method (unary or streaming): the caller is authorized first
-    (``authorize``), and our errors become statuses."""
+    (``authorize``) and the request bounded (``migrate.limits``), our errors become
+    statuses, and the servicer's auditor records the call."""
     name = method.__name__
     if inspect.isasyncgenfunction(method):
         @functools.wraps(method)
         async def stream(self, request, context):  # type: ignore[no-untyped-def]
+            call = _Call(self, name, request, context)
             try:
-                authorize(self, name, context)
+                request = call.begin()
                 async for item in method(self, request, context):
                     yield item
-            except (asyncio.CancelledError, grpc.aio.AbortError):
+            except (asyncio.CancelledError, GeneratorExit):
+                call.end("CANCELLED", "the caller cancelled the call")
+                raise
+            except grpc.aio.AbortError:
+                call.aborted()
                 raise
             except Exception as error:  # noqa: BLE001 - mapped, never lost
+                call.failed(error)
                 await _abort(context, error)
+            else:
+                call.end("OK")
         return stream  # type: ignore[return-value]
 
     @functools.wraps(method)
     async def unary(self, request, context):  # type: ignore[no-untyped-def]
+        call = _Call(self, name, request, context)
         try:
-            authorize(self, name, context)
-            return await method(self, request, context)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+            response = await method(self, call.begin(), context)
+        except asyncio.CancelledError:
+            call.end("CANCELLED", "the caller cancelled the call")
+            raise
+        except grpc.aio.AbortError:
+            call.aborted()
             raise
         except Exception as error:  # noqa: BLE001
+            call.failed(error)
             await _abort(context, error)
+        else:
+            call.end("OK", response=response)
+            return response
     return unary  # type: ignore[return-value]
 
 

@@ -1,5 +1,6 @@
 """python -m migrate.agent --board-url URL --listen HOST:PORT
     (--tls-ca CA --tls-cert CERT --tls-key KEY [--coordinator-identity URI] | --plaintext)
+    [--signing-key KEY] [--trusted-signers DIR | --trusted-signer PUB ...] [--allow-unsigned]
     [--baud B] [--session-idle-timeout S]"""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from ..errors import MigrateError
 from ..security.identity import COORDINATOR, InvalidIdentity, parse_identity
 from ..security.tls import tls_from_flags
-from .server import run
+from .server import run, signing_from_flags
 
 
 def add_security_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,17 @@ def add_security_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--plaintext", action="store_true",
                      help="no TLS: serve on a loopback address only, every local caller "
                           "counts as the coordinator")
+    signing = parser.add_argument_group("signed checkpoints")
+    signing.add_argument("--signing-key", metavar="FILE",
+                         help="sign the checkpoints this agent streams with this Ed25519 key "
+                              "(PKCS#8 PEM, <role>-<name>.signing.key)")
+    signing.add_argument("--trusted-signers", metavar="DIR", action="append", dest="trusted",
+                         help="stage checkpoints signed by the keys of every *.signing.pub "
+                              "in DIR (repeatable)")
+    signing.add_argument("--trusted-signer", metavar="FILE", action="append", dest="trusted",
+                         help="stage checkpoints signed by this public key (repeatable)")
+    signing.add_argument("--allow-unsigned", action="store_true",
+                         help="with --plaintext only: stage unsigned checkpoints too")
 
 
 def main() -> int:
@@ -46,8 +58,11 @@ def main() -> int:
     try:
         tls = tls_from_flags(args.tls_ca, args.tls_cert, args.tls_key, plaintext=args.plaintext)
         coordinator = parse_identity(args.coordinator_identity)
+        signer, trusted = signing_from_flags(args.signing_key, args.trusted,
+                                             args.allow_unsigned, tls)
         run(args.board_url, args.listen, baud=args.baud,
-            session_idle_timeout=args.session_idle_timeout, tls=tls, coordinator=coordinator)
+            session_idle_timeout=args.session_idle_timeout, tls=tls, coordinator=coordinator,
+            signer=signer, trusted=trusted, allow_unsigned=args.allow_unsigned)
     except InvalidIdentity as error:
         print(f"Error: --coordinator-identity: {error}", file=sys.stderr)
         return 2

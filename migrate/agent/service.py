@@ -17,6 +17,15 @@ breaks leaves its session as it was, for the caller to resume from where the
 board stopped (``resume_from_part``, ``stage_status``) or abort. Malformed
 content and refusals still abort it; so does ``session_idle_timeout`` without
 any use, so that a caller that vanished cannot hold the board's quota.
+
+Checkpoints are signed (docs/security.md, "Signed checkpoints"): with a
+``signer`` the agent signs every checkpoint it streams (a ``Signature`` after
+the CheckpointEnd); a checkpoint it is asked to stage must come with a
+signature by one of its ``trusted`` signers over the root digest the stream
+announces, checked before any part reaches the board, and its CheckpointEnd
+must repeat that root (the board checks every page and the manifest against
+it). Only an agent started with ``allow_unsigned`` (plaintext on loopback)
+stages unsigned checkpoints.
 """
 
 from __future__ import annotations
@@ -32,7 +41,14 @@ from genode_cr.errors import BoardUnreachable, GenodeCrError
 from genode_cr.model import ComponentInfo, RestoreReport
 from genode_cr.v1 import board_pb2 as bpb
 
-from ..errors import NotFound, PreconditionFailed, RequestError, Unavailable
+from ..errors import (CheckpointSignatureInvalid, CheckpointSignerUnknown, CheckpointUnsigned,
+                      NotFound, PreconditionFailed, RequestError, Unavailable,
+                      UntrustedCheckpoint)
+# Bounds on what a caller may send, so that no request makes the agent or the board work
+# (or hold memory) without limit; named once, in migrate.limits.
+from ..limits import (MAX_CAP_QUOTA, MAX_CHUNK_BYTES, MAX_CHUNK_PAGES, MAX_CONFIG_BYTES,
+                      MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_RAM_QUOTA)
+from ..security.signing import CheckpointStatement, Signature, Signer, TrustedSigners
 from .connection import BoardConnection
 from .fencing import Fences
 
@@ -40,19 +56,10 @@ __all__ = ["AgentService", "BoardStatus", "DEFAULT_SESSION_IDLE_TIMEOUT", "MAX_N
 
 log = logging.getLogger(__name__)
 
-# Bounds on what a caller may send, so that no request makes the agent or the board work
-# (or hold memory) without limit.
-MAX_NAME_LENGTH = 64
-MAX_ID_LENGTH = 128
-MAX_CONFIG_BYTES = 64 << 10
-MAX_RAM_QUOTA = 1 << 40
-MAX_CAP_QUOTA = 1 << 20
-#: Page chunks travel as one link message each (the link takes at most 1 MiB).
-MAX_CHUNK_PAGES = 64
-MAX_CHUNK_BYTES = 512 << 10
-
 #: Seconds a restore session may go unused before the agent aborts it.
 DEFAULT_SESSION_IDLE_TIMEOUT = 300.0
+#: Ended restore sessions remembered, so that a replayed commit is refused by name.
+ENDED_SESSIONS_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class _Session:
     component: str          # "" until the name or the first staged manifest says
     used_at: float          # the loop's clock at its last use, for the idle timeout
     staging_id: str = ""    # the checkpoint whose parts were forwarded last, until staged
+    staging_root: bytes = b""   # the root digest its verified signature vouches for
     # Held while a part is on its way to the board, so that a stream resuming the
     # session asks where it stands only after every part forwarded before.
     forwarding: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -119,11 +127,21 @@ def _unavailable_when_unreachable() -> Iterator[None]:
 
 class AgentService:
     def __init__(self, connection: BoardConnection, *,
-                 session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT):
+                 session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT,
+                 signer: Signer | None = None, trusted: TrustedSigners | None = None,
+                 allow_unsigned: bool = False):
         self.connection = connection
+        self.signer = signer
+        self.trusted = trusted or TrustedSigners()
+        self.allow_unsigned = allow_unsigned
+        # component -> (checkpoint id, parent id) of the last checkpoint it streamed, so
+        # that a resumed stream, which starts after the manifest, can still be signed.
+        self._streamed: dict[str, tuple[str, str]] = {}
         self.fences = Fences()
         self.session_idle_timeout = session_idle_timeout
         self._sessions: dict[int, _Session] = {}
+        # session -> how it ended ("committed", "aborted", ...), oldest first, bounded
+        self._ended: dict[int, str] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
 
@@ -208,8 +226,9 @@ class AgentService:
 
     async def checkpoint(self, name: str, *, since_id: str = "", freeze: bool = False,
                          generation: int = 0, resume_id: str = "", resume_from_part: int = 0
-                         ) -> AsyncIterator[CheckpointMessage]:
-        """The board's checkpoint messages, each passed on as it arrives.
+                         ) -> AsyncIterator[CheckpointMessage | Signature]:
+        """The board's checkpoint messages, each passed on as it arrives, then (with a
+        signer) the agent's signature over the checkpoint.
 
         ``resume_id``: a stream that broke, again from part ``resume_from_part``
         of the board's copy of that checkpoint (its last one of ``name``)."""
@@ -223,7 +242,24 @@ class AgentService:
                     name, since_id=since_id, freeze=freeze, resume_id=resume_id,
                     from_part=resume_from_part)) as messages:
                 async for message in messages:
+                    if isinstance(message, bpb.CheckpointStart):
+                        self._streamed[name] = (message.manifest.id, message.manifest.parent_id)
                     yield message
+                    if isinstance(message, bpb.CheckpointEnd) and self.signer is not None:
+                        signature = self._sign(name, resume_id, message.root_digest)
+                        if signature is not None:
+                            yield signature
+
+    def _sign(self, name: str, resume_id: str, root_digest: bytes) -> Signature | None:
+        assert self.signer is not None
+        checkpoint_id, parent_id = self._streamed.get(name, ("", ""))
+        if resume_id and resume_id != checkpoint_id:
+            # Resumed after this agent restarted: it never saw the manifest, and signs
+            # nothing it has not seen. The receiver refuses the unsigned checkpoint.
+            log.warning("not signing checkpoint %s of %s: its start went through another "
+                        "run of this agent", resume_id, name)
+            return None
+        return self.signer.sign(CheckpointStatement(name, checkpoint_id, parent_id, root_digest))
 
     # --- restores ---------------------------------------------------------------------------
 
@@ -235,8 +271,16 @@ class AgentService:
         with _unavailable_when_unreachable():
             session = await self._client().begin_restore(name or None)
         self._sessions[session] = _Session(name, self._now())
+        self._ended.pop(session, None)          # a restarted board may number anew
         self._watch_idle_sessions()
         return session
+
+    def _end(self, session: int, how: str) -> None:
+        if self._sessions.pop(session, None) is None:
+            return
+        self._ended[session] = how
+        while len(self._ended) > ENDED_SESSIONS_KEPT:
+            del self._ended[next(iter(self._ended))]
 
     def _session(self, session: int) -> _Session:
         if session == 0:
@@ -248,7 +292,8 @@ class AgentService:
         return record
 
     async def stage(self, session: int, parts: AsyncIterable[CheckpointMessage], *,
-                    resume_from_part: int = 0) -> bpb.StageDone:
+                    resume_from_part: int = 0, signature: Signature | None = None,
+                    root_digest: bytes = b"") -> bpb.StageDone:
         """Stages one checkpoint of a chain, forwarding its parts as they arrive.
 
         The parts must be a CheckpointStart, page chunks, a CheckpointEnd, and
@@ -261,21 +306,29 @@ class AgentService:
         leaves the session as it is, to be resumed or aborted. Malformed parts
         or a refusal by the board abort it: the board drops what was staged and
         keeps running; the caller begins a new session.
+
+        ``signature`` and ``root_digest`` (with a new checkpoint, not a resumed one):
+        the checkpoint's signature by a trusted signer over that root, verified with
+        its CheckpointStart before anything reaches the board; an unsigned or
+        untrusted one aborts the session (UntrustedCheckpoint).
         """
         record = self._session(session)
         incoming = aiter(parts)
         try:
             if resume_from_part:
                 await self._check_resume(session, record, resume_from_part)
-            async with contextlib.aclosing(self._ordered(incoming, record,
-                                                         resume=resume_from_part > 0)
-                                           ) as ordered:
+            async with contextlib.aclosing(self._ordered(
+                    incoming, record, resume=resume_from_part > 0, signature=signature,
+                    root_digest=root_digest)) as ordered:
                 with _unavailable_when_unreachable():
                     done = await self._client().stage_stream(session, ordered,
                                                              resume=resume_from_part > 0)
             record.staging_id = ""
             if await anext(incoming, None) is not None:
                 raise RequestError("a staged checkpoint goes on after its CheckpointEnd")
+        except UntrustedCheckpoint:
+            self._abort_in_background(session)
+            raise
         except (_StreamEnded, PreconditionFailed, Unavailable, BoardUnreachable):
             raise                        # broken, not wrong: for the caller to resume or abort
         except (RequestError, GenodeCrError):
@@ -301,9 +354,9 @@ class AgentService:
                 metadata={"parts": str(status.parts), "last_staged_id": status.last_staged_id,
                           "checkpoint_id": status.checkpoint_id})
 
-    @staticmethod
-    async def _ordered(parts: AsyncIterator[CheckpointMessage], record: _Session, *,
-                       resume: bool = False) -> AsyncIterator[CheckpointMessage]:
+    async def _ordered(self, parts: AsyncIterator[CheckpointMessage], record: _Session, *,
+                       resume: bool = False, signature: Signature | None = None,
+                       root_digest: bytes = b"") -> AsyncIterator[CheckpointMessage]:
         """The parts, checked to form one checkpoint (or, resuming, its rest); ends
         with its CheckpointEnd."""
         started = resume
@@ -313,6 +366,8 @@ class AgentService:
                     raise RequestError("a resumed stage goes on from a page chunk or the "
                                        "end, not a CheckpointStart" if resume else
                                        "a second CheckpointStart in one staged checkpoint")
+                # Before the board sees any of it: who vouches for this checkpoint.
+                record.staging_root = self._vet(part.manifest, signature, root_digest)
                 started = True
                 record.component = record.component or part.manifest.component
                 record.staging_id = part.manifest.id
@@ -323,6 +378,10 @@ class AgentService:
                 _check_chunk(part)
             elif not isinstance(part, bpb.CheckpointEnd):
                 raise RequestError(f"not a checkpoint part: {type(part).__name__}")
+            elif record.staging_root and part.root_digest != record.staging_root:
+                raise CheckpointSignatureInvalid(
+                    f"checkpoint {record.staging_id} ends with another root digest than the "
+                    "one its signature vouches for")
             record.used_at = asyncio.get_running_loop().time()
             async with record.forwarding:          # held until the board has it
                 yield part
@@ -333,6 +392,30 @@ class AgentService:
                                "from the part GetStageStatus reports, or abort the session")
         raise RequestError("an empty staged checkpoint")
 
+    def _vet(self, manifest, signature: Signature | None,  # type: ignore[no-untyped-def]
+             root_digest: bytes) -> bytes:
+        """The root digest a trusted signature vouches for (b"" for an unsigned checkpoint
+        this agent may stage); raises UntrustedCheckpoint otherwise."""
+        statement = CheckpointStatement.of(manifest, root_digest)
+        if signature is None:
+            if self.allow_unsigned:
+                return b""
+            raise CheckpointUnsigned(
+                f"{statement} comes unsigned; the agent of {self.board_name} stages only "
+                "checkpoints signed by a signer it trusts"
+                + ("" if self.trusted else " (and it trusts none: --trusted-signers)"))
+        if len(root_digest) != 32:
+            raise CheckpointSignatureInvalid(f"{statement} is signed but its stage announces "
+                                             "no root digest")
+        if not self.trusted:
+            raise CheckpointSignerUnknown(
+                f"{statement} is signed by {signature.signer}, but the agent of "
+                f"{self.board_name} trusts no signers (--trusted-signers)",
+                metadata={"signer": signature.signer.uri})
+        signer = self.trusted.verify(statement, signature)
+        log.info("staging %s, signed by %s", statement, signer)
+        return root_digest
+
     async def stage_status(self, session: int) -> bpb.StageStatus:
         """Where the session stands on the board: where a broken stage goes on."""
         self._session(session)
@@ -341,7 +424,15 @@ class AgentService:
 
     async def commit_restore(self, session: int, *, generation: int = 0) -> RestoreReport:
         """Commits: when it returns, the component runs. Nothing more is asked of the
-        board here: during a move every round trip after the commit was downtime."""
+        board here: during a move every round trip after the commit was downtime.
+
+        A commit replayed for a session that already ended (committed, aborted) is
+        refused (PreconditionFailed RESTORE_SESSION_ENDED) without reaching the board."""
+        if session in self._ended and session not in self._sessions:
+            raise PreconditionFailed(
+                f"restore session {session} on {self.board_name} was {self._ended[session]} "
+                "already; a commit is not replayed", reason="RESTORE_SESSION_ENDED",
+                metadata={"session": str(session), "ended": self._ended[session]})
         record = self._session(session)
         if record.component:
             self.fences.admit(record.component, generation)
@@ -351,15 +442,15 @@ class AgentService:
         except (Unavailable, asyncio.CancelledError):
             raise       # the board may not have had it: the session stays, to commit again
         except BaseException:
-            self._sessions.pop(session, None)    # the board ends it whatever the outcome
+            self._end(session, "refused at its commit")  # the board ends it whatever the outcome
             raise
-        self._sessions.pop(session, None)
+        self._end(session, "committed")
         return report
 
     async def abort_restore(self, session: int) -> None:
         if session == 0:
             raise RequestError("session is required")
-        self._sessions.pop(session, None)
+        self._end(session, "aborted")
         with _unavailable_when_unreachable():
             await self._client().abort_restore(session)
 
@@ -387,8 +478,9 @@ class AgentService:
 
     def _abort_in_background(self, session: int) -> None:
         """Aborts a session even when the call that failed is being cancelled."""
-        if self._sessions.pop(session, None) is None:
+        if session not in self._sessions:
             return
+        self._end(session, "aborted")
         task = asyncio.get_running_loop().create_task(self._abort_quietly(session))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)

@@ -126,8 +126,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if first is None:
             raise errors.RequestError("an empty StageCheckpoint stream")
         async with contextlib.aclosing(convert.stage_parts_from_pb(first, requests)) as parts:
-            done = await self.service.stage(first.session, parts,
-                                            resume_from_part=first.resume_from_part)
+            done = await self.service.stage(
+                first.session, parts, resume_from_part=first.resume_from_part,
+                signature=convert.signature_from_pb(first.signature)
+                if first.HasField("signature") else None,
+                root_digest=first.root_digest)
         return apb.AgentServiceStageCheckpointResponse(rounds=done.rounds,
                                                        pages_written=done.pages_written)
 

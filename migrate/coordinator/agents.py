@@ -22,8 +22,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from genode_cr.v1 import board_pb2 as bpb
 
-from .. import errors, rpc
+from .. import convert, errors, rpc
 from ..security.identity import Identity, Role
+from ..security.signing import Signature
 from ..security.tls import TlsConfig, channel_credentials, target_name_options
 from ..v1 import agent_pb2 as apb
 from ..v1 import agent_pb2_grpc
@@ -43,11 +44,14 @@ class StageWriter:
     """One checkpoint being staged on the target: ``write`` parts, then ``finish``."""
 
     def __init__(self, call: grpc.aio.StreamUnaryCall, session: int, board: str,
-                 resume_from_part: int = 0):
+                 resume_from_part: int = 0, signature: Signature | None = None,
+                 root_digest: bytes = b""):
         self._call = call
         self._session = session
         self._board = board
         self._resume_from_part = resume_from_part
+        self._signature = signature
+        self._root_digest = root_digest
 
     async def write(self, part: CheckpointPart) -> None:
         request = apb.AgentServiceStageCheckpointRequest(
@@ -55,6 +59,10 @@ class StageWriter:
         self._resume_from_part = 0          # only the first message of a stream says it
         if isinstance(part, bpb.CheckpointStart):
             request.start.CopyFrom(part)
+            # What the agent verifies before the start reaches its board.
+            if self._signature is not None:
+                request.signature.CopyFrom(convert.signature_to_pb(self._signature))
+            request.root_digest = self._root_digest
         elif isinstance(part, bpb.PageChunk):
             request.pages.CopyFrom(part)
         else:
@@ -174,9 +182,10 @@ class AgentClient:
 
     async def checkpoint(self, name: str, *, since_id: str = "", freeze: bool = False,
                          generation: int = 0, resume_id: str = "", resume_from_part: int = 0
-                         ) -> AsyncIterator[CheckpointPart]:
-        """The checkpoint's parts as the board produced them (pages compressed);
-        with ``resume_id``, that checkpoint again from part ``resume_from_part``."""
+                         ) -> AsyncIterator[CheckpointPart | Signature]:
+        """The checkpoint's parts as the board produced them (pages compressed), then
+        the agent's signature if it signs; with ``resume_id``, that checkpoint again
+        from part ``resume_from_part``."""
         call = self._stub.Checkpoint(apb.AgentServiceCheckpointRequest(
             name=name, since_id=since_id, freeze=freeze, generation=generation,
             resume_id=resume_id, resume_from_part=resume_from_part))
@@ -193,6 +202,11 @@ class AgentClient:
                     part = reply.WhichOneof("part")
                     if part is None:
                         raise errors.InternalError(f"{self._target} sent an empty part")
+                    if part == "signature":
+                        signature = convert.signature_from_pb(reply.signature)
+                        if signature is not None:
+                            yield signature
+                        continue
                     yield getattr(reply, part)
         finally:
             call.cancel()
@@ -203,8 +217,11 @@ class AgentClient:
                                                   timeout=self.timeout)
         return reply.session
 
-    def open_stage(self, session: int, resume_from_part: int = 0) -> StageWriter:
-        return StageWriter(self._stub.StageCheckpoint(), session, self.board, resume_from_part)
+    def open_stage(self, session: int, resume_from_part: int = 0, *,
+                   signature: Signature | None = None, root_digest: bytes = b"") -> StageWriter:
+        """``signature`` over the checkpoint with ``root_digest``: sent with its start."""
+        return StageWriter(self._stub.StageCheckpoint(), session, self.board, resume_from_part,
+                           signature, root_digest)
 
     async def stage_status(self, session: int) -> apb.AgentServiceGetStageStatusResponse:
         with self._errors():

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from .. import errors
+from .. import errors, limits
+from ..convert import signature_to_pb
 from ..store import CheckpointMeta
+from ..store.audit import AuditEvent
+from ..v1 import coordinator_pb2 as cpb
 from ..v1 import resources_pb2 as rpb
 from .model import Move, MoveOptions
 
-__all__ = ["checkpoint_to_pb", "move_to_pb", "options_from_pb", "PHASE_TO_PB"]
+__all__ = ["audit_event_to_pb", "checkpoint_to_pb", "move_to_pb", "options_from_pb",
+           "PHASE_TO_PB"]
 
 PHASE_TO_PB = {
     "pending": rpb.MOVE_PHASE_PENDING,
@@ -31,10 +35,10 @@ _CONVERGENCE_TO_PB = {
     "diverging": rpb.CONVERGENCE_DIVERGING,
 }
 
-#: Bounds on what a caller may ask for.
-MAX_DOWNTIME_LIMIT_MS = 3_600_000
-MAX_ROUNDS_LIMIT = 64
-MAX_LINK_GRACE_MS = 3_600_000
+#: Bounds on what a caller may ask for (named in migrate.limits).
+MAX_DOWNTIME_LIMIT_MS = limits.MAX_DOWNTIME_MS
+MAX_ROUNDS_LIMIT = limits.MAX_ROUNDS
+MAX_LINK_GRACE_MS = limits.MAX_LINK_GRACE_MS
 
 
 def _timestamp(seconds: float) -> Timestamp:
@@ -109,4 +113,14 @@ def checkpoint_to_pb(meta: CheckpointMeta) -> rpb.StoredCheckpoint:
         id=meta.id, component=meta.component, board=meta.board, parent_id=meta.parent_id,
         sequence=meta.sequence, create_time=_timestamp(meta.created), pages=meta.pages,
         page_bytes=meta.page_bytes, stored_bytes=meta.stored_bytes,
-        root_digest=meta.root_digest, rom=meta.rom, frozen=meta.frozen)
+        root_digest=meta.root_digest, rom=meta.rom, frozen=meta.frozen,
+        signatures=[signature_to_pb(s) for s in meta.signatures])
+
+
+def audit_event_to_pb(event: AuditEvent) -> cpb.AuditEvent:
+    time = Timestamp()
+    time.FromMicroseconds(event.time_us)
+    return cpb.AuditEvent(seq=event.seq, time=time, identity=event.identity, peer=event.peer,
+                          method=event.method, arguments=event.arguments,
+                          outcome=event.outcome, detail=event.detail,
+                          resource=event.resource, hash=event.hash)

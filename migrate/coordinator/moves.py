@@ -35,6 +35,7 @@ from .agents import AgentClient
 from .fleet import Fleet
 from .model import Move, MoveOptions, Round
 from .preflight import history, round_stats, run_preflight, switchover_s
+from .provenance import Provenance
 from .transfer import Transfer
 
 __all__ = ["MoveEngine", "MoveMetrics"]
@@ -57,10 +58,13 @@ class MoveMetrics(Protocol):
 
 
 class MoveEngine:
-    def __init__(self, fleet: Fleet, store, *, metrics: MoveMetrics | None = None):
+    def __init__(self, fleet: Fleet, store, *, metrics: MoveMetrics | None = None,
+                 provenance: Provenance | None = None):
         self.fleet = fleet
         self.store = store
         self.metrics = metrics
+        #: Checks each round's signature before the target sees any of it.
+        self.provenance = provenance or Provenance()
         self._moves: dict[str, Move] = {}          # moves in progress, by id
         self._moving: dict[str, str] = {}          # component -> move id
         self._tasks: dict[str, asyncio.Task] = {}
@@ -331,7 +335,9 @@ class MoveEngine:
                 await transfer.run(
                     src, dst,
                     on_part=on_part,
-                    check=(lambda: None) if final else (lambda: self._check_cancel(move)))
+                    check=(lambda: None) if final else (lambda: self._check_cancel(move)),
+                    vet=lambda t: self.provenance.check_received(move.source, t.statement,
+                                                                 t.signature))
                 break
             except errors.Unavailable as error:
                 now = time.monotonic()

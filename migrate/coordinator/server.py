@@ -26,10 +26,12 @@ from .. import rpc
 from ..config import CoordinatorConfig
 from ..security.tls import server_credentials
 from ..store import CheckpointStore, DiskPageStore, SqliteStore
+from ..store.audit import AuditLog
 from ..v1 import coordinator_pb2, coordinator_pb2_grpc
 from .fleet import BoardState, Fleet
 from .metrics import CoordinatorMetrics
 from .moves import MoveEngine
+from .provenance import Provenance
 from .service import CoordinatorService
 from .servicer import CoordinatorServicer, coordinator_access
 
@@ -70,7 +72,9 @@ async def start(config: CoordinatorConfig, *, poll_interval: float | None = None
     metrics = CoordinatorMetrics()
     fleet = Fleet(config.boards, tls=config.tls,
                   **({"poll_interval": poll_interval} if poll_interval else {}))
-    engine = MoveEngine(fleet, store, metrics=metrics)
+    provenance = Provenance(config.signer, config.trusted_signers,
+                            {b.name: b.identity for b in config.boards})
+    engine = MoveEngine(fleet, store, metrics=metrics, provenance=provenance)
     service = CoordinatorService(fleet, engine, CheckpointStore(store, pages),
                                  retention=config.retention)
 
@@ -80,10 +84,11 @@ async def start(config: CoordinatorConfig, *, poll_interval: float | None = None
             await engine.settle_fences(board.name)
 
     fleet.on_change(board_changed)
-    server = grpc.aio.server(options=rpc.SERVER_OPTIONS)
+    server = grpc.aio.server(options=rpc.SERVER_OPTIONS, interceptors=rpc.server_interceptors())
     coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(
         CoordinatorServicer(service, engine, config.move_defaults,
-                            access=coordinator_access(config.local_identity)), server)
+                            access=coordinator_access(config.local_identity),
+                            audit_log=AuditLog(store)), server)
     health = rpc.add_health_and_reflection(server, [SERVICE_NAME])
     host, _, _ = config.listen.rpartition(":")
     port = server.add_secure_port(config.listen, server_credentials(config.tls)) \

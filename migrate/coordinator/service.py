@@ -15,6 +15,7 @@ from genode_cr.wire import PAGES_PER_CHUNK
 from genode_cr.v1 import checkpoint_pb2 as cpb
 
 from .. import errors
+from ..security.signing import CheckpointStatement, Signature
 from ..store import CheckpointMeta, CheckpointStore, VerifyResult
 from ..v1 import resources_pb2 as rpb
 from .fleet import Fleet
@@ -160,9 +161,12 @@ class CoordinatorService:
         manifest: cpb.Manifest | None = None
         pages: list[cpb.Page] = []
         root = b""
+        signature: Signature | None = None
         async for part in agent.checkpoint(component, since_id=since,
                                            generation=self.engine.generation(component)):
-            if isinstance(part, bpb.CheckpointStart):
+            if isinstance(part, Signature):
+                signature = part
+            elif isinstance(part, bpb.CheckpointStart):
                 manifest = part.manifest
             elif isinstance(part, bpb.PageChunk):
                 pages.extend(part.pages)
@@ -170,7 +174,13 @@ class CoordinatorService:
                 root = part.root_digest
         if manifest is None or not root:
             raise errors.DataLoss(f"the checkpoint stream of {component} from {board} ended early")
-        meta = await asyncio.to_thread(self.checkpoints.save, manifest, root, pages, board=board)
+        # Who made it, before it is stored: the agent's signature, then ours beside it.
+        provenance = self.engine.provenance
+        statement = CheckpointStatement.of(manifest, root)
+        provenance.check_received(board, statement, signature)
+        signatures = [s for s in (signature, provenance.sign(statement)) if s is not None]
+        meta = await asyncio.to_thread(self.checkpoints.save, manifest, root, pages, board=board,
+                                       signatures=signatures)
         await asyncio.to_thread(self.checkpoints.apply_retention, component, self.retention)
         return meta
 
@@ -207,6 +217,13 @@ class CoordinatorService:
         result = await self.verify_checkpoint(checkpoint_id)
         if not result.ok:
             raise errors.DataLoss(f"checkpoint {checkpoint_id} does not verify: {result.detail}")
+        # Every link's signature, checked before the target's board is asked for anything.
+        chain = self.checkpoints.chain(checkpoint_id)
+        signatures = {}
+        for link in chain:
+            statement = CheckpointStatement.of(self.checkpoints.manifest(link.id),
+                                               link.root_digest)
+            signatures[link.id] = self.engine.provenance.for_stored(link, statement)
         owner = self.store.owner(component)
         if owner is not None:
             running = None
@@ -219,9 +236,10 @@ class CoordinatorService:
         generation = (owner.generation if owner else 0) + 1
         session = await agent.begin_restore(name)
         try:
-            for link in self.checkpoints.chain(checkpoint_id):
+            for link in chain:
                 manifest, root, pages = await asyncio.to_thread(self.checkpoints.load, link.id)
-                writer = agent.open_stage(session)
+                writer = agent.open_stage(session, signature=signatures[link.id],
+                                          root_digest=root)
                 try:
                     await writer.write(bpb.CheckpointStart(manifest=manifest,
                                                            page_count=len(pages),

@@ -1,14 +1,16 @@
 """The coordinator's gRPC servicer: requests in, domain calls, protobuf out.
-Errors are mapped and callers authorized (by ``ACCESS`` below) by
-``rpc.map_errors``; nothing else happens here."""
+Errors are mapped, callers authorized (by ``ACCESS`` below), requests bounded
+and calls audited (``auditor``) by ``rpc.map_errors``; nothing else happens here."""
 
 from __future__ import annotations
 
 import grpc
 
-from .. import errors
+from .. import errors, limits
 from ..rpc import map_errors
 from ..security.access import OPERATORS, READERS, AccessPolicy, Allowed
+from ..security.audit import Auditor
+from ..store.audit import AuditLog
 from ..security.identity import LOCAL_OPERATOR, Identity
 from ..v1 import coordinator_pb2 as cpb
 from ..v1 import coordinator_pb2_grpc
@@ -39,6 +41,9 @@ ACCESS: dict[str, Allowed] = {
     "VerifyCheckpoint": READERS,
     "DeleteCheckpoint": OPERATORS,
     "RestoreCheckpoint": OPERATORS,
+    # Who did what is as readable as what there is: viewers include auditors.
+    "ListAuditEvents": READERS,
+    "VerifyAuditLog": READERS,
 }
 
 
@@ -46,30 +51,33 @@ def coordinator_access(local: Identity = LOCAL_OPERATOR) -> AccessPolicy:
     """The coordinator's policy; ``local``: who a plaintext loopback caller is."""
     return AccessPolicy("CoordinatorService", ACCESS, local=local)
 
-MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
 
 def _page_size(requested: int) -> int:
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    # Larger ones are refused at the edge (limits.MAX_PAGE_SIZE).
+    return min(requested or DEFAULT_PAGE_SIZE, limits.MAX_PAGE_SIZE)
 
 
 def _required(value: str, what: str) -> str:
+    """Present; its length and characters are checked at the edge (migrate.limits)."""
     if not value:
         raise errors.RequestError(f"{what} is required")
-    if len(value) > 128 or not value.isprintable():
-        raise errors.RequestError(f"{what} must be at most 128 printable characters")
-    return value
+    return limits.check_name(value, what, bound=limits.MAX_ID_LENGTH,
+                             bound_name="MAX_ID_LENGTH")
 
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     def __init__(self, service: CoordinatorService, engine: MoveEngine,
                  move_defaults: MoveOptions | None = None, *,
-                 access: AccessPolicy | None = None):
+                 access: AccessPolicy | None = None, audit_log: AuditLog | None = None):
         self.service = service
         self.engine = engine
         self.move_defaults = move_defaults or MoveOptions()
         self.access = access or coordinator_access()
+        self.audit_log = audit_log
+        #: What rpc.map_errors records every state-changing and refused call with.
+        self.auditor = Auditor(audit_log, self.access) if audit_log is not None else None
 
     def _options(self, message) -> MoveOptions:
         return convert.options_from_pb(message, self.move_defaults)
@@ -188,6 +196,41 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
             _required(request.id, "id"), _required(request.target_board, "target_board"),
             request.name)
         return cpb.RestoreCheckpointResponse(component=component, report=report)
+
+    # --- the audit log ----------------------------------------------------------------
+
+    def _audit_log(self) -> AuditLog:
+        if self.audit_log is None:
+            raise errors.PreconditionFailed("this coordinator keeps no audit log")
+        return self.audit_log
+
+    @map_errors
+    async def ListAuditEvents(self, request, context):
+        size = _page_size(request.page_size)
+        before = None
+        if request.page_token:
+            if not request.page_token.isdigit():
+                raise errors.RequestError(f"page token {request.page_token!r} is not one "
+                                          "this call returned")
+            before = int(request.page_token)
+        since = None
+        if request.HasField("since"):
+            if not 0 <= request.since.nanos < 1_000_000_000:
+                raise errors.RequestError("since: nanos must be 0..999999999")
+            since = request.since.seconds + request.since.nanos / 1e9
+        events = self._audit_log().list(identity=request.identity, method=request.method,
+                                        since=since, limit=size + 1, before_seq=before)
+        page, more = events[:size], len(events) > size
+        return cpb.ListAuditEventsResponse(
+            events=[convert.audit_event_to_pb(e) for e in page],
+            next_page_token=str(page[-1].seq) if more else "")
+
+    @map_errors
+    async def VerifyAuditLog(self, request, context):
+        result = self._audit_log().verify()
+        return cpb.VerifyAuditLogResponse(
+            ok=result.ok, events=result.events, first_broken_seq=result.first_broken_seq,
+            detail=result.detail, head_seq=result.head_seq, head_hash=result.head_hash)
 
 
 _ = grpc  # servicer methods receive grpc.aio.ServicerContext

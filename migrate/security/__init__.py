@@ -4,6 +4,7 @@
     access.py    AccessPolicy: one table per servicer, method -> roles (rpc.map_errors asks it)
     tls.py       TlsConfig (ca, cert, key), gRPC credentials, plaintext only on loopback
     pki.py       a development CA and a lab's certificates (`migrate certs init`)
+    signing.py   Ed25519 checkpoint signatures: Signer, TrustedSigners, CheckpointStatement
 
 docs/security.md has the threat model and how to deploy with real certificates.
 """

@@ -20,6 +20,8 @@ from typing import Any
 
 from genode_cr.v1 import checkpoint_pb2 as pb
 
+from ..security.signing import Signature
+
 __all__ = [
     "TERMINAL_PHASES",
     "CheckpointMeta",
@@ -76,6 +78,9 @@ class CheckpointMeta:
     root_digest: bytes
     rom: str
     frozen: bool
+    #: Who vouched for it: the source agent as it streamed it, the coordinator as it
+    #: stored it (docs/security.md, "Signed checkpoints"). Empty where signing was off.
+    signatures: tuple[Signature, ...] = ()
 
     @property
     def is_full(self) -> bool:
@@ -151,8 +156,8 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def put_checkpoint(self, meta: CheckpointMeta, manifest: bytes,
                        page_digests: Iterable[bytes]) -> None:
-        """Stores a checkpoint's metadata, its serialised manifest and the digests of
-        the pages it carries. The same checkpoint again is a no-op; another one under
+        """Stores a checkpoint's metadata (its ``signatures`` included), its serialised
+        manifest and the digests of the pages it carries. The same checkpoint again is a no-op; another one under
         a stored id is AlreadyExists; an incremental whose parent is not stored (or
         is of another component) is a RequestError."""
 

@@ -32,6 +32,7 @@ from genode_cr.errors import CheckpointCorrupt, CheckpointError
 from genode_cr.v1 import checkpoint_pb2 as pb
 
 from ..errors import AlreadyExists, DataLoss, MigrateError, NotFound, RequestError
+from ..security.signing import Signature
 from .base import CheckpointMeta, MetadataStore, PageStore, VerifyResult
 from .pages import DiskPageStore
 from .sqlite import SqliteStore
@@ -62,8 +63,9 @@ class CheckpointStore:
     # --- saving ------------------------------------------------------------------------
 
     def save(self, manifest: pb.Manifest, root_digest: bytes, pages: Iterable[pb.Page], *,
-             board: str) -> CheckpointMeta:
-        """Stores a checkpoint whose pages arrive compressed, as they travelled. Each page
+             board: str, signatures: Iterable[Signature] = ()) -> CheckpointMeta:
+        """Stores a checkpoint whose pages arrive compressed, as they travelled, with the
+        ``signatures`` that vouch for it (checked by the caller). Each page
         is checked against its digest (a bad page under a shared digest would spoil every
         checkpoint that shares it), then the root digest, then the chain: every page the
         manifest refers to is carried by this checkpoint or one it builds on."""
@@ -111,7 +113,8 @@ class CheckpointStore:
                 board=board or manifest.board, parent_id=manifest.parent_id,
                 sequence=manifest.sequence, created=time.time(), pages=len(carried),
                 page_bytes=len(carried) * PAGE_SIZE, stored_bytes=stored_bytes,
-                root_digest=root_digest, rom=manifest.rom.name, frozen=manifest.frozen)
+                root_digest=root_digest, rom=manifest.rom.name, frozen=manifest.frozen,
+                signatures=tuple(signatures))
             self.meta.put_checkpoint(meta, manifest.SerializeToString(deterministic=True),
                                      carried)
         except BaseException:

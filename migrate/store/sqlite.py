@@ -11,6 +11,7 @@ process, behind a lock; other processes may open the same file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -24,11 +25,12 @@ from ..errors import (
     AlreadyExists, Conflict, DataLoss, Fenced, InternalError, MigrateError, NotFound,
     PreconditionFailed, RequestError, Unavailable,
 )
+from ..security.signing import Signature
 from .base import TERMINAL_PHASES, CheckpointMeta, Fence, JournalEntry, MetadataStore, Owner
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How long a write waits for another process's transaction before it gives up.
 BUSY_TIMEOUT_S = 10.0
 MAX_PAGE_SIZE = 1000
@@ -89,6 +91,15 @@ _SCHEMA = [
         PRIMARY KEY (checkpoint_id, digest)) WITHOUT ROWID""",
     "CREATE INDEX carried_pages_by_digest ON carried_pages (digest)",
 ]
+# Schema 2: who signed each checkpoint (the source agent, the coordinator).
+_SIGNATURES_SCHEMA = [
+    """CREATE TABLE checkpoint_signatures (
+        checkpoint_id TEXT NOT NULL REFERENCES checkpoints (id) ON DELETE CASCADE,
+        signer TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        signature BLOB NOT NULL,
+        PRIMARY KEY (checkpoint_id, signer)) WITHOUT ROWID""",
+]
 
 _CHECKPOINT_COLUMNS = ("id, component, board, parent_id, sequence, created, pages, page_bytes, "
                        "stored_bytes, root_digest, rom, frozen")
@@ -144,6 +155,21 @@ def _checkpoint(row: sqlite3.Row | tuple) -> CheckpointMeta:
                           frozen=bool(frozen))
 
 
+def _signed(db: sqlite3.Connection, meta: CheckpointMeta) -> CheckpointMeta:
+    """The checkpoint with its stored signatures. One whose signer no longer parses
+    as an identity (the file was edited) is left out: the checkpoint then counts as
+    not signed by anyone the coordinator trusts, and a restore refuses it."""
+    rows = db.execute("SELECT signer, algorithm, signature FROM checkpoint_signatures "
+                      "WHERE checkpoint_id = ? ORDER BY signer", (meta.id,)).fetchall()
+    signatures = []
+    for signer, algorithm, value in rows:
+        try:
+            signatures.append(Signature.parse(signer, algorithm, bytes(value)))
+        except MigrateError:
+            continue
+    return dataclasses.replace(meta, signatures=tuple(signatures)) if signatures else meta
+
+
 class SqliteStore(MetadataStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -179,6 +205,10 @@ class SqliteStore(MetadataStore):
             if version == 0:
                 for statement in _SCHEMA:
                     db.execute(statement)
+            if version < 2:
+                for statement in _SIGNATURES_SCHEMA:
+                    db.execute(statement)
+            if version < SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- transactions -------------------------------------------------------------------
@@ -401,12 +431,16 @@ class SqliteStore(MetadataStore):
                  meta.rom, int(meta.frozen), bytes(manifest)))
             db.executemany("INSERT INTO carried_pages (checkpoint_id, digest) VALUES (?, ?)",
                            ((meta.id, d) for d in digests))
+            db.executemany("INSERT INTO checkpoint_signatures (checkpoint_id, signer, "
+                           "algorithm, signature) VALUES (?, ?, ?, ?)",
+                           ((meta.id, s.signer.uri, s.algorithm, s.value)
+                            for s in {s.signer: s for s in meta.signatures}.values()))
 
     def get_checkpoint(self, checkpoint_id: str) -> CheckpointMeta | None:
         with self._read() as db:
             row = db.execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE id = ?",
                              (checkpoint_id,)).fetchone()
-        return _checkpoint(row) if row else None
+            return _signed(db, _checkpoint(row)) if row else None
 
     def get_manifest(self, checkpoint_id: str) -> bytes:
         with self._read() as db:
@@ -422,7 +456,7 @@ class SqliteStore(MetadataStore):
         with self._read() as db:
             rows = self._page(db, "checkpoints", _CHECKPOINT_COLUMNS, component, limit,
                               before).fetchall()
-        return [_checkpoint(row) for row in rows]
+            return [_signed(db, _checkpoint(row)) for row in rows]
 
     def latest_checkpoint(self, component: str) -> CheckpointMeta | None:
         page = self.list_checkpoints(component, limit=1) if component else []
@@ -432,7 +466,7 @@ class SqliteStore(MetadataStore):
         with self._read() as db:
             rows = db.execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
                               "WHERE parent_id = ? ORDER BY seq", (checkpoint_id,)).fetchall()
-        return [_checkpoint(row) for row in rows]
+            return [_signed(db, _checkpoint(row)) for row in rows]
 
     def carried_digests(self, checkpoint_id: str) -> list[bytes]:
         with self._read() as db:

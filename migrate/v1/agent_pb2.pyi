@@ -126,14 +126,16 @@ class AgentServiceCheckpointRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., since_id: _Optional[str] = ..., freeze: _Optional[bool] = ..., generation: _Optional[int] = ..., resume_id: _Optional[str] = ..., resume_from_part: _Optional[int] = ...) -> None: ...
 
 class AgentServiceCheckpointResponse(_message.Message):
-    __slots__ = ("start", "pages", "end")
+    __slots__ = ("start", "pages", "end", "signature")
     START_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     start: _board_pb2.CheckpointStart
     pages: _board_pb2.PageChunk
     end: _board_pb2.CheckpointEnd
-    def __init__(self, start: _Optional[_Union[_board_pb2.CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[_board_pb2.PageChunk, _Mapping]] = ..., end: _Optional[_Union[_board_pb2.CheckpointEnd, _Mapping]] = ...) -> None: ...
+    signature: _resources_pb2.CheckpointSignature
+    def __init__(self, start: _Optional[_Union[_board_pb2.CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[_board_pb2.PageChunk, _Mapping]] = ..., end: _Optional[_Union[_board_pb2.CheckpointEnd, _Mapping]] = ..., signature: _Optional[_Union[_resources_pb2.CheckpointSignature, _Mapping]] = ...) -> None: ...
 
 class AgentServiceBeginRestoreRequest(_message.Message):
     __slots__ = ("name",)
@@ -148,18 +150,22 @@ class AgentServiceBeginRestoreResponse(_message.Message):
     def __init__(self, session: _Optional[int] = ...) -> None: ...
 
 class AgentServiceStageCheckpointRequest(_message.Message):
-    __slots__ = ("session", "start", "pages", "end", "resume_from_part")
+    __slots__ = ("session", "start", "pages", "end", "resume_from_part", "signature", "root_digest")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     RESUME_FROM_PART_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     session: int
     start: _board_pb2.CheckpointStart
     pages: _board_pb2.PageChunk
     end: _board_pb2.CheckpointEnd
     resume_from_part: int
-    def __init__(self, session: _Optional[int] = ..., start: _Optional[_Union[_board_pb2.CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[_board_pb2.PageChunk, _Mapping]] = ..., end: _Optional[_Union[_board_pb2.CheckpointEnd, _Mapping]] = ..., resume_from_part: _Optional[int] = ...) -> None: ...
+    signature: _resources_pb2.CheckpointSignature
+    root_digest: bytes
+    def __init__(self, session: _Optional[int] = ..., start: _Optional[_Union[_board_pb2.CheckpointStart, _Mapping]] = ..., pages: _Optional[_Union[_board_pb2.PageChunk, _Mapping]] = ..., end: _Optional[_Union[_board_pb2.CheckpointEnd, _Mapping]] = ..., resume_from_part: _Optional[int] = ..., signature: _Optional[_Union[_resources_pb2.CheckpointSignature, _Mapping]] = ..., root_digest: _Optional[bytes] = ...) -> None: ...
 
 class AgentServiceStageCheckpointResponse(_message.Message):
     __slots__ = ("rounds", "pages_written")

@@ -1,5 +1,8 @@
+import datetime
+
 from genode_cr.v1 import board_pb2 as _board_pb2
 from genode_cr.v1 import checkpoint_pb2 as _checkpoint_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from migrate.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -266,3 +269,76 @@ class RestoreCheckpointResponse(_message.Message):
     component: _resources_pb2.Component
     report: _board_pb2.RestoreReport
     def __init__(self, component: _Optional[_Union[_resources_pb2.Component, _Mapping]] = ..., report: _Optional[_Union[_board_pb2.RestoreReport, _Mapping]] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("seq", "time", "identity", "peer", "method", "arguments", "outcome", "detail", "resource", "hash")
+    class ArgumentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time: _timestamp_pb2.Timestamp
+    identity: str
+    peer: str
+    method: str
+    arguments: _containers.ScalarMap[str, str]
+    outcome: str
+    detail: str
+    resource: str
+    hash: bytes
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., identity: _Optional[str] = ..., peer: _Optional[str] = ..., method: _Optional[str] = ..., arguments: _Optional[_Mapping[str, str]] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., resource: _Optional[str] = ..., hash: _Optional[bytes] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "identity", "method", "since")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    identity: str
+    method: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., identity: _Optional[str] = ..., method: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class VerifyAuditLogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyAuditLogResponse(_message.Message):
+    __slots__ = ("ok", "events", "first_broken_seq", "detail", "head_seq", "head_hash")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BROKEN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    events: int
+    first_broken_seq: int
+    detail: str
+    head_seq: int
+    head_hash: bytes
+    def __init__(self, ok: _Optional[bool] = ..., events: _Optional[int] = ..., first_broken_seq: _Optional[int] = ..., detail: _Optional[str] = ..., head_seq: _Optional[int] = ..., head_hash: _Optional[bytes] = ...) -> None: ...

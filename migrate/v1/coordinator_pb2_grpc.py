@@ -119,6 +119,16 @@ class CoordinatorServiceStub:
                 request_serializer=migrate_dot_v1_dot_coordinator__pb2.RestoreCheckpointRequest.SerializeToString,
                 response_deserializer=migrate_dot_v1_dot_coordinator__pb2.RestoreCheckpointResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/migrate.v1.CoordinatorService/ListAuditEvents',
+                request_serializer=migrate_dot_v1_dot_coordinator__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=migrate_dot_v1_dot_coordinator__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.VerifyAuditLog = channel.unary_unary(
+                '/migrate.v1.CoordinatorService/VerifyAuditLog',
+                request_serializer=migrate_dot_v1_dot_coordinator__pb2.VerifyAuditLogRequest.SerializeToString,
+                response_deserializer=migrate_dot_v1_dot_coordinator__pb2.VerifyAuditLogResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServiceServicer:
@@ -232,6 +242,21 @@ class CoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """The audit log, newest first: every call that changes the fleet and every
+        refused call, with who made it and how it ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyAuditLog(self, request, context):
+        """Recomputes the audit log's hash chain; names the first altered row.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -319,6 +344,16 @@ def add_CoordinatorServiceServicer_to_server(servicer, server):
                     servicer.RestoreCheckpoint,
                     request_deserializer=migrate_dot_v1_dot_coordinator__pb2.RestoreCheckpointRequest.FromString,
                     response_serializer=migrate_dot_v1_dot_coordinator__pb2.RestoreCheckpointResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=migrate_dot_v1_dot_coordinator__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=migrate_dot_v1_dot_coordinator__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'VerifyAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAuditLog,
+                    request_deserializer=migrate_dot_v1_dot_coordinator__pb2.VerifyAuditLogRequest.FromString,
+                    response_serializer=migrate_dot_v1_dot_coordinator__pb2.VerifyAuditLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -780,6 +815,60 @@ class CoordinatorService:
             '/migrate.v1.CoordinatorService/RestoreCheckpoint',
             migrate_dot_v1_dot_coordinator__pb2.RestoreCheckpointRequest.SerializeToString,
             migrate_dot_v1_dot_coordinator__pb2.RestoreCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/migrate.v1.CoordinatorService/ListAuditEvents',
+            migrate_dot_v1_dot_coordinator__pb2.ListAuditEventsRequest.SerializeToString,
+            migrate_dot_v1_dot_coordinator__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/migrate.v1.CoordinatorService/VerifyAuditLog',
+            migrate_dot_v1_dot_coordinator__pb2.VerifyAuditLogRequest.SerializeToString,
+            migrate_dot_v1_dot_coordinator__pb2.VerifyAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

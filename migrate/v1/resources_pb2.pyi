@@ -305,8 +305,18 @@ class MovePlan(_message.Message):
     prediction_basis: str
     def __init__(self, component: _Optional[str] = ..., source_board: _Optional[str] = ..., target_board: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[PreflightCheck, _Mapping]]] = ..., feasible: _Optional[bool] = ..., ram_bytes: _Optional[int] = ..., goodput_bytes_per_s: _Optional[int] = ..., dirty_rate_bytes_per_s: _Optional[int] = ..., predicted_total_ms: _Optional[int] = ..., predicted_downtime_ms: _Optional[int] = ..., stop_copy_downtime_ms: _Optional[int] = ..., prediction_basis: _Optional[str] = ...) -> None: ...
 
+class CheckpointSignature(_message.Message):
+    __slots__ = ("signer", "algorithm", "signature")
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    signer: str
+    algorithm: str
+    signature: bytes
+    def __init__(self, signer: _Optional[str] = ..., algorithm: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
 class StoredCheckpoint(_message.Message):
-    __slots__ = ("id", "component", "board", "parent_id", "sequence", "create_time", "pages", "page_bytes", "stored_bytes", "root_digest", "rom", "frozen")
+    __slots__ = ("id", "component", "board", "parent_id", "sequence", "create_time", "pages", "page_bytes", "stored_bytes", "root_digest", "rom", "frozen", "signatures")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     BOARD_FIELD_NUMBER: _ClassVar[int]
@@ -319,6 +329,7 @@ class StoredCheckpoint(_message.Message):
     ROOT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ROM_FIELD_NUMBER: _ClassVar[int]
     FROZEN_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
     id: str
     component: str
     board: str
@@ -331,4 +342,5 @@ class StoredCheckpoint(_message.Message):
     root_digest: bytes
     rom: str
     frozen: bool
-    def __init__(self, id: _Optional[str] = ..., component: _Optional[str] = ..., board: _Optional[str] = ..., parent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pages: _Optional[int] = ..., page_bytes: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., root_digest: _Optional[bytes] = ..., rom: _Optional[str] = ..., frozen: _Optional[bool] = ...) -> None: ...
+    signatures: _containers.RepeatedCompositeFieldContainer[CheckpointSignature]
+    def __init__(self, id: _Optional[str] = ..., component: _Optional[str] = ..., board: _Optional[str] = ..., parent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pages: _Optional[int] = ..., page_bytes: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., root_digest: _Optional[bytes] = ..., rom: _Optional[str] = ..., frozen: _Optional[bool] = ..., signatures: _Optional[_Iterable[_Union[CheckpointSignature, _Mapping]]] = ...) -> None: ...

@@ -135,12 +135,14 @@ class Fleet:
 
     def start_agent(self, board: str, *, listen: str = "127.0.0.1:0") -> Proc:
         if self.certs is None:
-            security = ["--plaintext"]
+            security = ["--plaintext", "--allow-unsigned"]
         else:
             identity = Identity(Role.AGENT, board)
             security = ["--tls-ca", str(self.certs.ca),
                         "--tls-cert", str(self.certs.cert(identity)),
-                        "--tls-key", str(self.certs.key(identity))]
+                        "--tls-key", str(self.certs.key(identity)),
+                        "--signing-key", str(self.certs.signing_key(identity)),
+                        "--trusted-signers", str(self.certs.directory)]
         proc = self.spawn(f"agent-{board}", [
             PYTHON, "-m", "migrate.agent", "--board-url", self.boards[board].address,
             "--listen", listen, *security], r"listening on (\S+)")
@@ -170,7 +172,10 @@ class Fleet:
         else:
             lines += [f"ca = {json.dumps(str(self.certs.ca))}",
                       f"cert = {json.dumps(str(self.certs.cert(COORDINATOR)))}",
-                      f"key = {json.dumps(str(self.certs.key(COORDINATOR)))}"]
+                      f"key = {json.dumps(str(self.certs.key(COORDINATOR)))}", "",
+                      "[signing]",
+                      f"key = {json.dumps(str(self.certs.signing_key(COORDINATOR)))}",
+                      f"trusted = [{json.dumps(str(self.certs.directory))}]"]
         lines.append("")
         for name in self.agents:
             lines += ["[[boards]]", f'name = "{name}"',

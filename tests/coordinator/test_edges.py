@@ -63,9 +63,9 @@ def test_oversized_and_malformed_requests_are_refused_and_the_server_lives(fleet
         for garbage in (b"\xff\xff\xff\xff", b"\x0a\x05ab", bytes(range(256))):
             with pytest.raises(grpc.RpcError) as bad:
                 raw(garbage, timeout=10)
-            # gRPC itself refuses what does not parse (UNKNOWN, naming the parse
-            # error); what parses is an unknown move.
-            assert (bad.value.code() == grpc.StatusCode.UNKNOWN
+            # What does not parse is a bad request (INVALID_ARGUMENT, naming the parse
+            # error: rpc.DecodeRequests); what parses is an unknown move.
+            assert (bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
                     and "Error parsing message" in bad.value.details()
                     or bad.value.code() == grpc.StatusCode.NOT_FOUND), bad.value
         with pytest.raises(grpc.RpcError) as unknown:

@@ -59,10 +59,13 @@ REQUESTS = {
     "DeleteCheckpoint": pb.DeleteCheckpointRequest(id="no-such-checkpoint"),
     "RestoreCheckpoint": pb.RestoreCheckpointRequest(id="no-such-checkpoint",
                                                      target_board="boardA"),
+    "ListAuditEvents": pb.ListAuditEventsRequest(),
+    "VerifyAuditLog": pb.VerifyAuditLogRequest(),
 }
 STREAMS = {"StreamLogs", "WatchMove"}
 READS = {"ListBoards", "ListComponents", "StreamLogs", "PlanMove", "GetMove", "ListMoves",
-         "WatchMove", "ListCheckpoints", "GetCheckpoint", "VerifyCheckpoint"}
+         "WatchMove", "ListCheckpoints", "GetCheckpoint", "VerifyCheckpoint",
+         "ListAuditEvents", "VerifyAuditLog"}
 
 
 @pytest.fixture(scope="module")
