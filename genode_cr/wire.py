@@ -90,7 +90,8 @@ def checkpoint_messages(checkpoint: Checkpoint, pages_per_chunk: int = PAGES_PER
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     digests = sorted(checkpoint.pages)
     yield bpb.CheckpointStart(manifest=checkpoint.manifest, page_count=len(digests),
-                              page_bytes=len(digests) * PAGE_SIZE)
+                              page_bytes=len(digests) * PAGE_SIZE,
+                              root_digest=checkpoint.root_digest)
     for start in range(0, len(digests), pages_per_chunk):
         yield bpb.PageChunk(pages=[encode_page(d, checkpoint.pages[d], compressor)
                                    for d in digests[start:start + pages_per_chunk]])
@@ -102,7 +103,8 @@ def packed_messages(packed: PackedCheckpoint, pages_per_chunk: int = PAGES_PER_C
     """A packed checkpoint as a stream, its Page messages passed on as they are."""
     digests = sorted(packed.pages)
     yield bpb.CheckpointStart(manifest=packed.manifest, page_count=len(digests),
-                              page_bytes=len(digests) * PAGE_SIZE)
+                              page_bytes=len(digests) * PAGE_SIZE,
+                              root_digest=packed.root_digest)
     for start in range(0, len(digests), pages_per_chunk):
         yield bpb.PageChunk(pages=[packed.pages[d]
                                    for d in digests[start:start + pages_per_chunk]])
@@ -116,6 +118,7 @@ class _Assembler:
 
     def __init__(self, start: bpb.CheckpointStart):
         self.manifest = start.manifest
+        self.announced_root = start.root_digest
         self.expected_pages = start.page_count
         self.pages: dict = {}
         self.wire_bytes = 0
@@ -141,6 +144,9 @@ class _Assembler:
         if len(end.root_digest) != DIGEST_SIZE:
             raise CheckpointCorrupt(f"checkpoint {self.manifest.id or '?'}: a root digest of "
                                     f"{len(end.root_digest)} bytes")
+        if self.announced_root and end.root_digest != self.announced_root:
+            raise CheckpointCorrupt(f"checkpoint {self.manifest.id or '?'} ends with another "
+                                    "root digest than its start announced")
         return end.root_digest
 
 

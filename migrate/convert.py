@@ -90,7 +90,7 @@ def log_batch_to_pb(batch: bpb.LogLines, board: str) -> apb.AgentServiceStreamLo
 
 def checkpoint_part_to_pb(part: CheckpointPart | Signature
                           ) -> apb.AgentServiceCheckpointResponse:
-    """A part of an agent's Checkpoint stream, its signature (after the end) included."""
+    """A part of an agent's Checkpoint stream, its signature (right after the start) included."""
     if isinstance(part, Signature):
         return apb.AgentServiceCheckpointResponse(signature=signature_to_pb(part))
     return apb.AgentServiceCheckpointResponse(**{_PART_FIELD[type(part)]: part})

@@ -317,6 +317,18 @@ def test_packed_assembler_keeps_pages_as_they_came(packed):
 
 
 @pytest.mark.parametrize("assembler_class", [wire.PackedAssembler, wire.CheckpointAssembler])
+def test_the_start_announces_the_root_and_the_end_must_repeat_it(packed, assembler_class):
+    start, chunks, end = stream(packed)
+    assert start.root_digest == end.root_digest == packed.root_digest
+    assembler = assembler_class(start)
+    for chunk in chunks:
+        assembler.add(chunk)
+    other = bytes(b ^ 0xFF for b in end.root_digest)
+    with pytest.raises(errors.CheckpointCorrupt, match="another root digest than its start"):
+        assembler.finish(bpb.CheckpointEnd(root_digest=other))
+
+
+@pytest.mark.parametrize("assembler_class", [wire.PackedAssembler, wire.CheckpointAssembler])
 def test_assemblers_bound_what_they_accept(packed, assembler_class):
     start, chunks, end = stream(packed)
     first = chunks[0].pages[0]

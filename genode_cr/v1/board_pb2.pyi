@@ -142,14 +142,16 @@ class CheckpointRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., since_id: _Optional[str] = ..., freeze: _Optional[bool] = ..., resume_id: _Optional[str] = ..., from_part: _Optional[int] = ...) -> None: ...
 
 class CheckpointStart(_message.Message):
-    __slots__ = ("manifest", "page_count", "page_bytes")
+    __slots__ = ("manifest", "page_count", "page_bytes", "root_digest")
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     PAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     PAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ROOT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     manifest: _checkpoint_pb2.Manifest
     page_count: int
     page_bytes: int
-    def __init__(self, manifest: _Optional[_Union[_checkpoint_pb2.Manifest, _Mapping]] = ..., page_count: _Optional[int] = ..., page_bytes: _Optional[int] = ...) -> None: ...
+    root_digest: bytes
+    def __init__(self, manifest: _Optional[_Union[_checkpoint_pb2.Manifest, _Mapping]] = ..., page_count: _Optional[int] = ..., page_bytes: _Optional[int] = ..., root_digest: _Optional[bytes] = ...) -> None: ...
 
 class PageChunk(_message.Message):
     __slots__ = ("pages",)

@@ -19,8 +19,8 @@ content and refusals still abort it; so does ``session_idle_timeout`` without
 any use, so that a caller that vanished cannot hold the board's quota.
 
 Checkpoints are signed (docs/security.md, "Signed checkpoints"): with a
-``signer`` the agent signs every checkpoint it streams (a ``Signature`` after
-the CheckpointEnd); a checkpoint it is asked to stage must come with a
+``signer`` the agent signs every checkpoint it streams (a ``Signature`` right
+after the CheckpointStart, which announces the root digest); a checkpoint it is asked to stage must come with a
 signature by one of its ``trusted`` signers over the root digest the stream
 announces, checked before any part reaches the board, and its CheckpointEnd
 must repeat that root (the board checks every page and the manifest against
@@ -227,8 +227,8 @@ class AgentService:
     async def checkpoint(self, name: str, *, since_id: str = "", freeze: bool = False,
                          generation: int = 0, resume_id: str = "", resume_from_part: int = 0
                          ) -> AsyncIterator[CheckpointMessage | Signature]:
-        """The board's checkpoint messages, each passed on as it arrives, then (with a
-        signer) the agent's signature over the checkpoint.
+        """The board's checkpoint messages, each passed on as it arrives, and (with a
+        signer) the agent's signature over the checkpoint right after its start.
 
         ``resume_id``: a stream that broke, again from part ``resume_from_part``
         of the board's copy of that checkpoint (its last one of ``name``)."""
@@ -241,12 +241,20 @@ class AgentService:
             async with contextlib.aclosing(client.checkpoint_stream(
                     name, since_id=since_id, freeze=freeze, resume_id=resume_id,
                     from_part=resume_from_part)) as messages:
+                signed = False
                 async for message in messages:
                     if isinstance(message, bpb.CheckpointStart):
                         self._streamed[name] = (message.manifest.id, message.manifest.parent_id)
                     yield message
-                    if isinstance(message, bpb.CheckpointEnd) and self.signer is not None:
-                        signature = self._sign(name, resume_id, message.root_digest)
+                    # Signed as soon as the root is known: right after a start that
+                    # announces it, so the coordinator can stage it on the target while
+                    # the pages still come; after the end from a board that does not.
+                    root = (message.root_digest
+                            if isinstance(message, (bpb.CheckpointStart, bpb.CheckpointEnd))
+                            else b"")
+                    if root and not signed and self.signer is not None:
+                        signature = self._sign(name, resume_id, root)
+                        signed = True
                         if signature is not None:
                             yield signature
 

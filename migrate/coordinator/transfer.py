@@ -8,13 +8,11 @@ sends it the rest of what was kept, and asks the source's board for the
 remaining parts of the same checkpoint (its copy of the last one taken), so
 a dropped link costs what was in flight, not the round.
 
-Signed checkpoints (docs/security.md): the source agent's signature comes
-after the checkpoint's end, and the target's agent must verify it before the
-first part reaches its board. So a round crosses in two legs: the whole
-checkpoint from the source (kept here anyway, for resuming), its signature
-checked (``vet``), then the whole of it to the target with the signature
-first. The two links no longer overlap: that is the price of refusing an
-untrusted checkpoint before it touches the target board.
+Signed checkpoints (docs/security.md): the source's board announces the root
+digest in the checkpoint's start and its agent signs it right after, so the
+signature is checked (``vet``) before the first part goes to the target, whose
+agent checks it again before its board sees a byte, while the pages still
+come: the two links overlap as before.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from genode_cr.checkpoint import PAGE_SIZE
 from genode_cr.v1 import board_pb2 as bpb
 
 from ..security.signing import CheckpointStatement, Signature
-from .agents import AgentClient, CheckpointPart
+from .agents import AgentClient, CheckpointPart, StageWriter
 
 __all__ = ["Transfer"]
 
@@ -53,9 +51,10 @@ class Transfer:
     pages: int = 0                    # received from the source
     wire_bytes: int = 0               # received from the source: messages as they crossed
     sent_bytes: int = 0               # written to the target, resends included
-    signature: Signature | None = None    # the source agent's, after the end
-    root_digest: bytes = b""
+    signature: Signature | None = None    # the source agent's, right after the start
+    root_digest: bytes = b""              # as the start announced it
     manifest_parent: str = ""
+    vetted: bool = False              # the signature was checked: parts may go on
     staging: bool = False             # a stage stream to the target was opened
 
     @property
@@ -72,35 +71,74 @@ class Transfer:
                   check: Callable[[], None] = lambda: None,
                   vet: Callable[[Transfer], None] = lambda t: None) -> None:
         """One attempt; raises what broke it, and the next attempt goes on from there.
-        ``vet`` checks the source's signature once the source is done (raises to refuse)."""
+        ``vet`` checks the source's signature (raises to refuse) before the first part
+        goes to the target."""
         self.attempts += 1
-        if not self.source_done:
-            async for part in self._source(src):
-                if isinstance(part, Signature):
-                    self.signature = part
-                    continue
-                if isinstance(part, bpb.CheckpointEnd) and self._ended:
-                    continue               # asked again for the signature that follows it
-                self._take(part)
-                on_part(self)
-                check()
-            self.source_done = True
-            vet(self)
         position = await self._target_position(dst) if self.staging else 0
         if position is None:
             return                         # the target has the whole checkpoint
-        self.staging = True
-        writer = dst.open_stage(self.session, resume_from_part=position,
-                                signature=self.signature, root_digest=self.root_digest)
+        writer: StageWriter | None = None
         try:
-            for part in self.parts[position:]:
-                await writer.write(part)
-                self.sent_bytes += _wire_bytes(part)
-                on_part(self)
+            if self.vetted:
+                writer = self._open_stage(dst, position)
+                await self._send(writer, self.parts[position:], on_part)
+            if not (self.source_done or self._ended):
+                async for part in self._source(src):
+                    taken = self._receive(part)
+                    if taken:
+                        on_part(self)
+                        check()
+                    if writer is None and self._can_vet:
+                        vet(self)
+                        self.vetted = True
+                        writer = self._open_stage(dst, 0)
+                        await self._send(writer, self.parts, on_part)
+                    elif writer is not None and taken:
+                        await self._send(writer, [part], on_part)
+                self.source_done = True
+            if writer is None:
+                # The source's stream ended before it could be vetted (only a board
+                # that announces no root at the start does that): vet and send it whole.
+                vet(self)
+                self.vetted = True
+                writer = self._open_stage(dst, position)
+                await self._send(writer, self.parts[position:], on_part)
             await writer.finish()
         except BaseException:
-            writer.cancel()
+            if writer is not None:
+                writer.cancel()
             raise
+
+    def _receive(self, part: CheckpointPart | Signature) -> bool:
+        """Takes what the source sent; False for what is not a part of the checkpoint."""
+        if isinstance(part, Signature):
+            self.signature = part
+            return False
+        if isinstance(part, bpb.CheckpointEnd) and self._ended:
+            return False                   # a resumed stream repeats nothing else
+        self._take(part)
+        return True
+
+    @property
+    def _can_vet(self) -> bool:
+        """Whether the source has said all it will say before the pages: the start
+        with its root digest, and the signature that follows it or the first part
+        after it (a source that does not sign sends none)."""
+        if not self.parts or not self.root_digest:
+            return False
+        return self.signature is not None or len(self.parts) > 1
+
+    def _open_stage(self, dst: AgentClient, position: int) -> StageWriter:
+        self.staging = True
+        return dst.open_stage(self.session, resume_from_part=position,
+                              signature=self.signature, root_digest=self.root_digest)
+
+    async def _send(self, writer: StageWriter, parts: list[CheckpointPart],
+                    on_part: Callable[[Transfer], None]) -> None:
+        for part in parts:
+            await writer.write(part)
+            self.sent_bytes += _wire_bytes(part)
+            on_part(self)
 
     @property
     def _ended(self) -> bool:
@@ -108,11 +146,9 @@ class Transfer:
 
     def _source(self, src: AgentClient):  # type: ignore[no-untyped-def]
         if self.parts:
-            # Broken after the end but before the signature: the end again, and the
-            # agent signs it again.
             return src.checkpoint(self.component, generation=self.generation,
                                   resume_id=self.checkpoint_id,
-                                  resume_from_part=len(self.parts) - self._ended)
+                                  resume_from_part=len(self.parts))
         return src.checkpoint(self.component, since_id=self.since, freeze=self.freeze,
                               generation=self.generation)
 
@@ -124,10 +160,11 @@ class Transfer:
             self.manifest_parent = part.manifest.parent_id
             self.taken_at_us = part.manifest.taken_at_us
             self.announced_bytes = part.page_bytes
+            self.root_digest = part.root_digest
         elif isinstance(part, bpb.PageChunk):
             self.pages += len(part.pages)
         else:
-            self.root_digest = part.root_digest
+            self.root_digest = self.root_digest or part.root_digest
 
     async def _target_position(self, dst: AgentClient) -> int | None:
         """How many parts of this checkpoint the target's board has; None: all."""

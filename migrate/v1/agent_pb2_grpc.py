@@ -147,8 +147,8 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Checkpoint(self, request, context):
-        """A checkpoint as it leaves the board: start, page chunks, end, then the
-        agent's signature (when it has a signing key).
+        """A checkpoint as it leaves the board: start, the agent's signature (when it
+        has a signing key), page chunks, end.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

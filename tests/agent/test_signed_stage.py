@@ -41,8 +41,11 @@ def signed_pair(boards, agents, keys):
 
 def split(parts):
     """(board parts, signature) of an agent's checkpoint stream."""
-    assert isinstance(parts[-1], rpb.CheckpointSignature), "the stream ends with a signature"
-    return parts[:-1], parts[-1]
+    assert isinstance(parts[0], bpb.CheckpointStart) and parts[0].root_digest
+    assert isinstance(parts[1], rpb.CheckpointSignature), "the signature follows the start"
+    assert not any(isinstance(p, rpb.CheckpointSignature) for p in parts[2:])
+    assert parts[-1].root_digest == parts[0].root_digest
+    return [parts[0], *parts[2:]], parts[1]
 
 
 def requests(session, parts, signature=None, root=None):

@@ -320,9 +320,7 @@ def test_network_drop_within_the_grace_resumes_where_it_stopped(fleet):
     # 16 hot pages take longer than 300 ms on this line: accept that, this is about the drop.
     move = client.create_move("kvstore", "boardB", options=rpb.MoveOptions(
         link_grace_ms=20000, on_overshoot=rpb.OVERSHOOT_POLICY_ACCEPT))
-    # A round crosses from the source first (its signature is checked before the target
-    # sees any of it): a quarter of it in, of the 90 % pre-copy fills, the source's line drops.
-    wait_for(lambda: client.get_move(move.id).progress.percent > 22.5, 120,
+    wait_for(lambda: client.get_move(move.id).progress.bytes_sent > 256 << 10, 120,
              "a quarter of the first round on its way")
     f.proxies["boardA"].sever(2.0)
     end = finish(client, move.id)
@@ -333,13 +331,9 @@ def test_network_drop_within_the_grace_resumes_where_it_stopped(fleet):
     # flight when the line dropped was sent twice.
     carried = sum(r.wire_bytes for r in end.rounds)
     assert carried <= end.progress.bytes_sent < carried + end.rounds[0].wire_bytes // 4
-    # Asked after the move: a follower's stream gives up when the source's line has been
-    # down longer than the log's settle time, which a two-leg round can take.
     wait_for(lambda: any(l.board == "boardB" and l.text.startswith("check step")
-                         for l in client.stream_logs("kvstore")), 60,
-             "kvstore checking its table on boardB")
-    seen = follower.lines + list(client.stream_logs("kvstore"))
-    assert not errors_in(seen), errors_in(seen)
+                         for l in follower.lines), 60, "kvstore checking its table on boardB")
+    assert not errors_in(follower.lines), errors_in(follower.lines)
 
 
 @pytest.mark.slow
