@@ -239,14 +239,24 @@ def capture(board: Board, child: Child, since: str | None, freeze: bool) -> Chec
             f"{child.name}: thread {names} holds a badge the kernel handed over and did not "
             f"reach the kernel again within {board.kernel.settle_budget} instructions; no "
             "checkpoint taken (the component ran on; try again)")
+    froze = freeze and not child.paused
     if freeze:
         child.pause()
     history = child.history
+    kept = history.shipped, history.page_digests
     if not since:
         history.shipped = set()
         history.page_digests = {}
-    capture = _Capture(board, child, incremental=bool(since))
-    manifest = capture.manifest(since or "", frozen=child.paused)
+    try:
+        capture = _Capture(board, child, incremental=bool(since))
+        manifest = capture.manifest(since or "", frozen=child.paused)
+    except BaseException:
+        # Refused: the component runs on as it did, and the next incremental is
+        # still relative to the last checkpoint taken.
+        history.shipped, history.page_digests = kept
+        if froze:
+            child.resume()
+        raise
     history.shipped |= capture.pages.keys()
     # Only the dataspaces of this capture: a freed one's badge may come back for another.
     history.page_digests = capture.page_digests

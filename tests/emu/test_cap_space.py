@@ -103,6 +103,13 @@ def test_a_capture_refuses_a_capability_it_cannot_describe(make_board):
     kernel_only(a.cr.children["counter"], foreign, 0x3F2)
     with pytest.raises(RequestError, match="cannot describe"):
         a.cr.checkpoint("counter")
+    # Refused while freezing too: the component is not left frozen, and counts on.
+    before = len([line for line in a.log("counter") if line.startswith("count ")])
+    with pytest.raises(RequestError, match="cannot describe"):
+        a.cr.checkpoint("counter", freeze=True)
+    assert a.cr.info("counter").state == "running"
+    a.run(1.0)
+    assert len([line for line in a.log("counter") if line.startswith("count ")]) >= before + 4
 
 
 # --- at random instants, with random time slices ----------------------------------------------
