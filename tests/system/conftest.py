@@ -138,7 +138,9 @@ class QemuFleet:
             PYTHON, "-m", "migrate.agent", "--board-url", self.vms[name].uart_url,
             "--listen", "127.0.0.1:0", "--tls-ca", str(self.certs.ca),
             "--tls-cert", str(self.certs.cert(identity)),
-            "--tls-key", str(self.certs.key(identity))], r"agent for \S+ listening on (\S+)")
+            "--tls-key", str(self.certs.key(identity)),
+            "--signing-key", str(self.certs.signing_key(identity)),
+            "--trusted-signers", str(self.certs.directory)], r"agent for \S+ listening on (\S+)")
         self.agents[name] = proc
         return proc
 
@@ -147,7 +149,9 @@ class QemuFleet:
         lines = ["[coordinator]", 'listen = "127.0.0.1:0"',
                  f'state_dir = "{self.directory / "state"}"', "", "[tls]",
                  f'ca = "{self.certs.ca}"', f'cert = "{self.certs.cert(COORDINATOR)}"',
-                 f'key = "{self.certs.key(COORDINATOR)}"', ""]
+                 f'key = "{self.certs.key(COORDINATOR)}"', "",
+                 "[signing]", f'key = "{self.certs.signing_key(COORDINATOR)}"',
+                 f'trusted = ["{self.certs.directory}"]', ""]
         for name, agent in self.agents.items():
             lines += ["[[boards]]", f'name = "{name}"', f'agent = "{agent.address}"', ""]
         config.write_text("\n".join(lines))
