@@ -33,6 +33,7 @@ from genode_cr.emu import default_rom_dir  # noqa: E402
 from migrate import lab as labs  # noqa: E402
 from migrate.client import CoordinatorClient  # noqa: E402
 from migrate.v1 import resources_pb2 as rpb  # noqa: E402
+from migrate.polling import wait_for
 
 __all__ = ["LabRun", "TERMINAL", "cpu_seconds", "finish", "phase_name", "rss_bytes",
            "wait_for"]
@@ -43,19 +44,6 @@ TERMINAL = {rpb.MOVE_PHASE_DONE, rpb.MOVE_PHASE_FAILED, rpb.MOVE_PHASE_ROLLED_BA
             rpb.MOVE_PHASE_CANCELLED}
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def wait_for(condition: Callable[[], T], timeout: float, what: str,
-             interval: float = 0.2) -> T:
-    """Polls ``condition`` until it is truthy; TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def finish(client: CoordinatorClient, move_id: str, timeout: float | None = None) -> rpb.Move:

@@ -16,10 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import grpc
 import pytest
@@ -31,6 +29,7 @@ from migrate.security import COORDINATOR, Identity, Role, channel_credentials
 from migrate.security import target_name_options
 from migrate.security.pki import LabCertificates, init_lab
 from migrate.v1 import resources_pb2 as rpb
+from migrate.polling import wait_for
 
 PYTHON = sys.executable
 STARTUP_DEADLINE = 60.0
@@ -220,19 +219,6 @@ class Fleet:
             proc.stop()
         for proxy in self.proxies.values():
             proxy.close()
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.1):
-    """Polls ``condition`` until it is truthy; fails the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -33,6 +31,7 @@ from migrate.qemu import QEMU, QemuBoard, default_image_dir
 from migrate.security import COORDINATOR, Identity, Role
 from migrate.security.pki import LabCertificates, init_lab
 from migrate.v1 import resources_pb2 as rpb
+from migrate.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -45,19 +44,6 @@ MOVE_DEADLINE = 240.0
 BOARD_ARGS = ("--ram", "64M")
 
 COUNT = re.compile(r"^count (\d+) elapsed_ms (\d+)$")
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str,
-             interval: float = 0.1):
-    """Polls ``condition`` until it is truthy; fails the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def counts(lines) -> list[int]:
