@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ..errors import (CheckpointSignatureInvalid, CheckpointSignerUnknown, CheckpointUnsigned,
                       ConfigError)
 from .identity import Identity, InvalidIdentity, parse_identity
+from .keys import parse_private_key
 
 __all__ = [
     "ALGORITHM",
@@ -118,15 +119,10 @@ def load_private_key(path: str | Path) -> ed25519.Ed25519PrivateKey:
     """An Ed25519 private key from a PKCS#8 PEM file; ConfigError naming the file."""
     path = Path(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"cannot read the signing key {path}: {error.strerror}") from None
-    except TypeError:
-        raise ConfigError(f"the signing key {path} is encrypted; it must not be "
-                          "(protect it with file permissions)") from None
-    except (ValueError, UnsupportedAlgorithm) as error:
-        raise ConfigError(f"the signing key {path} is not a readable private key: "
-                          f"{error}") from None
+    key = parse_private_key(data, f"the signing key {path}", "it must not be")
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ConfigError(f"the signing key {path} is not an Ed25519 key")
     return key

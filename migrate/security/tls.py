@@ -23,12 +23,12 @@ from typing import Any
 
 import grpc
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 
 from ..errors import ConfigError
 from .identity import TRUST_DOMAIN, Identity, InvalidIdentity, parse_identity
+from .keys import parse_private_key
 
 __all__ = [
     "TlsConfig",
@@ -80,14 +80,8 @@ class TlsConfig:
         self.ca_pem, _ = _certificates(self.ca, "CA certificate")
         self.cert_pem, chain = _certificates(self.cert, "certificate")
         self.key_pem = _read(self.key, "key")
-        try:
-            private = serialization.load_pem_private_key(self.key_pem, password=None)
-        except TypeError:
-            raise ConfigError(f"the TLS key {key} is encrypted; gRPC needs it unencrypted "
-                              "(protect it with file permissions)") from None
-        except (ValueError, UnsupportedAlgorithm) as error:
-            raise ConfigError(f"the TLS key {key} is not a readable private key: "
-                              f"{error}") from None
+        private = parse_private_key(self.key_pem, f"the TLS key {key}",
+                                    "gRPC needs it unencrypted")
         if isinstance(private, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
             raise ConfigError(f"the TLS key {key} is an EdDSA key, which gRPC's TLS cannot use; "
                               "use ECDSA P-256 (as `migrate certs init` does) or RSA")
