@@ -48,8 +48,11 @@ __all__ = ["Kernel", "NS_PER_INSTRUCTION", "QUANTUM_INSTRUCTIONS", "SETTLE_BUDGE
 QUANTUM_INSTRUCTIONS = 100_000
 NS_PER_INSTRUCTION = 10          # a 100 MIPS core: the default slice is 1 ms
 SYSCALL_US = 2
-#: Instructions a thread in hand-off may run, per attempt, to reach the kernel.
-SETTLE_BUDGET = 100_000
+#: Instructions a thread in hand-off may run, per attempt, to reach the kernel:
+#: 200 ms of board time. A component may compute long after a call before its
+#: next one (kvstore sums or fills a 4 MiB table: about 5 million instructions),
+#: and a budget that does not cover that refuses live moves of busy components.
+SETTLE_BUDGET = 20_000_000
 #: Attempts per capture: a thread that waits for a lock another thread holds
 #: needs the holder to run first, then one more attempt.
 SETTLE_ROUNDS = 8
