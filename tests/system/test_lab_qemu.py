@@ -38,7 +38,9 @@ def test_a_lab_of_virtual_machines_moves_a_counter(tmp_path, qemu_image):
                         "--max-downtime", "5000")
         assert moved.returncode == 0, moved.stdout + moved.stderr
         assert json.loads(moved.stdout)["move"]["phase"] == "MOVE_PHASE_DONE"
-        ps = json.loads(migrate("-o", "json", "ps").stdout)
+        listed = migrate("-o", "json", "ps")
+        ps = json.loads(listed.stdout)
+        assert "components" in ps, listed.stdout + listed.stderr
         assert [(c["name"], c["board"]) for c in ps["components"]] == [("counter", "boardB")]
     finally:
         down = migrate("lab", "down", timeout=120)
